@@ -1,0 +1,277 @@
+//! Statements: what the ledger reports per period and manager, in the exact JSON shape of the
+//! contract (amounts as strings with two decimals), plus a one-line reason per entry.
+
+use rust_decimal::Decimal;
+use serde::{Serialize, Serializer};
+
+use crate::calendar::{date_text, Period};
+use crate::fold::{plan_figures, Entry, EntryDetail, EntryKind, LedgerState, ManagerBook, PlanFigures};
+use crate::money::{fixed_text, money_grouped, money_text, percent_text};
+
+fn money<S: Serializer>(value: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&money_text(*value))
+}
+
+fn ratio4<S: Serializer>(value: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&fixed_text(*value, 4))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Statement {
+    pub period: String,
+    pub currency: String,
+    /// `open` or `closed`.
+    pub status: &'static str,
+    pub managers: Vec<ManagerStatement>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ManagerStatement {
+    pub manager_id: String,
+    #[serde(serialize_with = "money")]
+    pub commission: Decimal,
+    #[serde(serialize_with = "money")]
+    pub clawback: Decimal,
+    #[serde(serialize_with = "money")]
+    pub fines: Decimal,
+    #[serde(serialize_with = "money")]
+    pub plan_bonus: Decimal,
+    /// The sum of booked entries (a projected bonus is not booked money).
+    #[serde(serialize_with = "money")]
+    pub total: Decimal,
+    pub plan: Option<PlanView>,
+    pub entries: Vec<EntryView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanView {
+    #[serde(serialize_with = "money")]
+    pub target: Decimal,
+    #[serde(serialize_with = "money")]
+    pub actual: Decimal,
+    #[serde(serialize_with = "ratio4")]
+    pub achievement: Decimal,
+    #[serde(serialize_with = "ratio4")]
+    pub coefficient: Decimal,
+    #[serde(serialize_with = "money")]
+    pub bonus: Decimal,
+    #[serde(serialize_with = "money")]
+    pub bonus_base: Decimal,
+    pub metric: &'static str,
+    /// `booked` once the period is closed, `projected` before.
+    pub status: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventRef {
+    pub seq: u64,
+    pub source: String,
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EntryView {
+    pub kind: &'static str,
+    #[serde(serialize_with = "money")]
+    pub amount: Decimal,
+    pub event: EventRef,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deal_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timing: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub working_days_late: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<String>,
+    /// The closed period the fact was dated in, when booked later as an adjustment.
+    pub adjustment_of: Option<String>,
+    /// One line a person can check with a calculator.
+    pub explanation: String,
+}
+
+impl LedgerState {
+    /// Every period that has anything in it, in order.
+    pub fn periods(&self) -> Vec<Period> {
+        let mut periods: Vec<Period> = self
+            .books()
+            .iter()
+            .filter(|(_, managers)| managers.values().any(ManagerBook::is_visible))
+            .map(|(p, _)| *p)
+            .collect();
+        periods.extend(self.closed_periods().keys().copied());
+        periods.sort();
+        periods.dedup();
+        periods
+    }
+
+    /// The statement of one period, for every manager or one.
+    pub fn statement(&self, period: Period, manager: Option<&str>) -> Statement {
+        let closed = self.is_closed(period);
+        let mut managers = Vec::new();
+        if let Some(books) = self.books().get(&period) {
+            for (manager_id, book) in books {
+                if !book.is_visible() || manager.is_some_and(|m| m != &**manager_id) {
+                    continue;
+                }
+                managers.push(self.manager_statement(manager_id, book, closed));
+            }
+        }
+        Statement {
+            period: period.to_string(),
+            currency: self.scheme().currency.clone(),
+            status: if closed { "closed" } else { "open" },
+            managers,
+        }
+    }
+
+    fn manager_statement(&self, manager_id: &str, book: &ManagerBook, closed: bool) -> ManagerStatement {
+        let plan = book.plan.as_ref().map(|plan| {
+            let (figures, status) = match (&book.plan_result, closed) {
+                (Some(f), true) => (f.clone(), "booked"),
+                _ => (plan_figures(self.scheme(), book, plan), "projected"),
+            };
+            PlanView {
+                target: figures.target,
+                actual: figures.actual,
+                achievement: figures.achievement,
+                coefficient: figures.coefficient,
+                bonus: figures.bonus,
+                bonus_base: figures.bonus_base,
+                metric: self.scheme().plan.metric.as_str(),
+                status,
+            }
+        });
+        ManagerStatement {
+            manager_id: manager_id.to_string(),
+            commission: book.commission,
+            clawback: book.clawback,
+            fines: book.fines,
+            plan_bonus: book.plan_bonus,
+            total: book.total(),
+            plan,
+            entries: book.entries.iter().map(|e| self.entry_view(e)).collect(),
+        }
+    }
+
+    pub fn entry_view(&self, entry: &Entry) -> EntryView {
+        let event_type = match entry.kind {
+            EntryKind::Commission => "payment.received",
+            EntryKind::Clawback => "payment.refunded",
+            EntryKind::Fine => "deal.cancelled",
+            EntryKind::PlanBonus => "period.closed",
+        };
+        let mut view = EntryView {
+            kind: entry.kind.as_str(),
+            amount: entry.amount,
+            event: EventRef { seq: entry.seq, source: entry.source.to_string(), id: entry.event_id.to_string(), event_type },
+            deal_id: None,
+            payment_id: None,
+            refund_id: None,
+            timing: None,
+            working_days_late: None,
+            rate: None,
+            adjustment_of: entry.adjustment_of.map(|p| p.to_string()),
+            explanation: self.explain(entry),
+        };
+        match &entry.detail {
+            EntryDetail::Commission { deal_id, payment_id, timing, working_days_late, rate, .. } => {
+                view.deal_id = Some(deal_id.to_string());
+                view.payment_id = Some(payment_id.to_string());
+                view.timing = Some(timing.as_str());
+                view.working_days_late = Some(*working_days_late);
+                view.rate = Some(rate.to_string());
+            }
+            EntryDetail::Clawback { deal_id, payment_id, refund_id, rate, .. } => {
+                view.deal_id = Some(deal_id.to_string());
+                view.payment_id = Some(payment_id.to_string());
+                view.refund_id = Some(refund_id.to_string());
+                view.rate = Some(rate.to_string());
+            }
+            EntryDetail::Fine { deal_id } => view.deal_id = Some(deal_id.to_string()),
+            EntryDetail::PlanBonus(_) => {}
+        }
+        view
+    }
+
+    /// The arithmetic of an entry with its real numbers, in one line.
+    pub fn explain(&self, entry: &Entry) -> String {
+        let signed = |d: Decimal| if d >= Decimal::ZERO { format!("+{}", money_text(d)) } else { money_text(d) };
+        let mut line = match &entry.detail {
+            EntryDetail::Commission { deal_id, payment_id, timing, working_days_late, grace_working_days, rate } => {
+                let (deal, payment) = (self.deal(deal_id), self.payment(payment_id));
+                let numbers = match (deal, payment) {
+                    (Some(d), Some(p)) => format!(
+                        "{} of margin {} x paid {} / amount {}",
+                        percent_text(*rate),
+                        money_grouped(d.margin),
+                        money_grouped(p.amount),
+                        money_grouped(d.amount)
+                    ),
+                    _ => percent_text(*rate),
+                };
+                let when = match (timing, deal, payment) {
+                    (crate::fold::Timing::Prepaid, Some(d), Some(p)) => format!(
+                        "prepaid on {}, due {}",
+                        date_text(p.paid_on),
+                        date_text(d.due_date)
+                    ),
+                    (t, Some(d), Some(p)) => format!(
+                        "{}: paid {} {} {} after the due date {} (grace {})",
+                        if *t == crate::fold::Timing::Late { "late" } else { "on time" },
+                        date_text(p.paid_on),
+                        working_days_late,
+                        if *working_days_late == 1 { "working day" } else { "working days" },
+                        date_text(d.due_date),
+                        grace_working_days
+                    ),
+                    _ => timing.as_str().to_string(),
+                };
+                format!("{}: {numbers} ({when}); payment {payment_id} on deal {deal_id}", signed(entry.amount))
+            }
+            EntryDetail::Clawback { deal_id, payment_id, refund_id, refunded, rate } => {
+                let numbers = match self.deal(deal_id) {
+                    Some(d) => format!(
+                        "{} of margin {} x refunded {} / amount {}",
+                        percent_text(*rate),
+                        money_grouped(d.margin),
+                        money_grouped(*refunded),
+                        money_grouped(d.amount)
+                    ),
+                    None => percent_text(*rate),
+                };
+                format!("{}: refund {refund_id} of payment {payment_id} takes back {numbers}", signed(entry.amount))
+            }
+            EntryDetail::Fine { deal_id } => {
+                let on = self
+                    .deal(deal_id)
+                    .and_then(|d| d.cancelled)
+                    .map(|(on, _)| format!(" on {}", date_text(on)))
+                    .unwrap_or_default();
+                format!("{}: deal {deal_id} cancelled{on} through the manager's fault", signed(entry.amount))
+            }
+            EntryDetail::PlanBonus(f) => plan_line(entry.amount, f),
+        };
+        if let Some(original) = entry.adjustment_of {
+            line.push_str(&format!("; dated in closed period {original}, booked in {}", entry.period));
+        }
+        line
+    }
+}
+
+fn plan_line(amount: Decimal, f: &PlanFigures) -> String {
+    format!(
+        "+{}: plan achieved {} % ({} of {}), coefficient {} x bonus base {}",
+        money_text(amount),
+        fixed_text(f.achievement * Decimal::ONE_HUNDRED, 2),
+        money_grouped(f.actual),
+        money_grouped(f.target),
+        fixed_text(f.coefficient, 4),
+        money_grouped(f.bonus_base)
+    )
+}
