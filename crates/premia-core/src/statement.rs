@@ -222,7 +222,7 @@ impl LedgerState {
                         date_text(d.due_date)
                     ),
                     (t, Some(d), Some(p)) => format!(
-                        "{}: paid {} {} {} after the due date {} (grace {})",
+                        "{}: paid {}, {} {} after the due date {}, grace {}",
                         if *t == crate::fold::Timing::Late { "late" } else { "on time" },
                         date_text(p.paid_on),
                         working_days_late,

@@ -1,0 +1,367 @@
+//! The ledger: the core's fold state kept in memory, the log and everything else in one sled tree.
+//!
+//! Keys of the one tree (one tree, so that one `apply_batch` is atomic for all of them):
+//!
+//! | key                    | value |
+//! |------------------------|-------|
+//! | `log` + first seq (BE) | a chunk of log records (see `log`) |
+//! | `rej` + id (BE)        | a line rejected by validation or as a conflict, raw bytes kept |
+//! | `snapshot`             | the fold state and the log position it covers |
+//!
+//! Recovery: load the snapshot (if any), then fold every log record after the position it
+//! covers. The log is only ever appended to, and a batch (its chunk and its rejections) is one
+//! atomic sled batch, so after any crash the state is exactly that of a prefix of the log.
+
+use std::path::{Path, PathBuf};
+
+use premia_core::fold::{Admitted, LedgerState, ReplayError};
+use premia_core::{Admission, Reason};
+use serde::{Deserialize, Serialize};
+
+use crate::lock::{DirLock, LockError};
+use crate::log::{decode_chunk, encode_record, verify_link, ChunkError, Hash, LogRecord, Origin, GENESIS_HASH};
+
+const LOG_PREFIX: &[u8] = b"log";
+const REJECTION_PREFIX: &[u8] = b"rej";
+const SNAPSHOT_KEY: &[u8] = b"snapshot";
+/// Bumped whenever the snapshot's layout changes; an old snapshot is then ignored and the state
+/// rebuilt from the log, which never changes format silently.
+const SNAPSHOT_FORMAT: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Locked(#[from] LockError),
+    #[error("the ledger store in {dir} cannot be used: {source}. Check the directory's permissions and free disk space")]
+    Store { dir: PathBuf, source: sled::Error },
+    #[error("the ledger log is damaged: {0}. Run `premia rebuild` to see where; restore the data dir from a backup if it persists")]
+    Chunk(#[from] ChunkError),
+    #[error("the ledger log does not fold cleanly: {0}")]
+    Replay(#[from] ReplayError),
+    #[error("the hash chain breaks at log record {seq}: the record was changed after it was written")]
+    ChainBroken { seq: u64 },
+    #[error("a stored record cannot be read: {0}")]
+    Decode(String),
+}
+
+fn store_error(dir: &Path) -> impl Fn(sled::Error) -> LedgerError + '_ {
+    move |source| LedgerError::Store { dir: dir.to_path_buf(), source }
+}
+
+/// A line rejected before it reached the log (validation or conflict), kept byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredRejection {
+    pub id: u64,
+    pub arrived_ms: i64,
+    pub origin: Origin,
+    /// The log's length when it arrived: it came after log record `after_seq`.
+    pub after_seq: u64,
+    pub reason: Reason,
+    pub message: String,
+    pub raw: Vec<u8>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    format: u32,
+    last_hash: Hash,
+    state: LedgerState,
+}
+
+/// Tuning of the store.
+#[derive(Debug, Clone)]
+pub struct LedgerOptions {
+    /// sled's page cache, in bytes. The log is read sequentially, so a small cache is enough.
+    pub cache_bytes: u64,
+}
+
+impl Default for LedgerOptions {
+    fn default() -> Self {
+        LedgerOptions { cache_bytes: 64 << 20 }
+    }
+}
+
+/// Writes not yet committed: one chunk of log records and the rejections that came with them.
+#[derive(Default)]
+struct PendingBatch {
+    chunk: Vec<u8>,
+    first_seq: Option<u64>,
+    records: usize,
+    rejections: Vec<StoredRejection>,
+}
+
+pub struct Ledger {
+    dir: PathBuf,
+    _lock: DirLock,
+    db: sled::Db,
+    state: LedgerState,
+    last_hash: Hash,
+    next_rejection_id: u64,
+    pending: PendingBatch,
+    /// The log position the stored snapshot covers (its `next_seq`).
+    snapshot_next_seq: u64,
+}
+
+fn log_key(seq: u64) -> [u8; 11] {
+    let mut key = [0u8; 11];
+    key[..3].copy_from_slice(LOG_PREFIX);
+    key[3..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn rejection_key(id: u64) -> [u8; 11] {
+    let mut key = [0u8; 11];
+    key[..3].copy_from_slice(REJECTION_PREFIX);
+    key[3..].copy_from_slice(&id.to_be_bytes());
+    key
+}
+
+fn seq_of_key(key: &[u8]) -> u64 {
+    key.get(3..11).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0)
+}
+
+impl Ledger {
+    /// Opens (or creates) the ledger in `dir`, holding it exclusively until dropped, and brings
+    /// the state up to the end of the log.
+    pub fn open(dir: &Path, options: &LedgerOptions, command: &str) -> Result<Ledger, LedgerError> {
+        let lock = DirLock::acquire(dir, command)?;
+        let db = sled::Config::new()
+            .path(dir.join("sled"))
+            .cache_capacity(options.cache_bytes)
+            .flush_every_ms(None)
+            .open()
+            .map_err(store_error(dir))?;
+        let (mut state, mut last_hash, snapshot_next_seq) = match db.get(SNAPSHOT_KEY).map_err(store_error(dir))? {
+            Some(bytes) => match bincode::deserialize::<Snapshot>(&bytes) {
+                Ok(s) if s.format == SNAPSHOT_FORMAT => {
+                    let mut state = s.state;
+                    state.after_load();
+                    let next = state.next_seq();
+                    (state, s.last_hash, next)
+                }
+                _ => {
+                    tracing::warn!("the stored snapshot is from another version of premia; folding the whole log");
+                    (LedgerState::new(), GENESIS_HASH, 1)
+                }
+            },
+            None => (LedgerState::new(), GENESIS_HASH, 1),
+        };
+        let from = state.next_seq();
+        let mut replayed = 0u64;
+        for_each_record(&db, dir, from, |record| {
+            if !verify_link(&last_hash, &record) {
+                return Err(LedgerError::ChainBroken { seq: record.seq });
+            }
+            state.replay(record.seq, &record.raw)?;
+            last_hash = record.hash;
+            replayed += 1;
+            Ok(())
+        })?;
+        if replayed > 0 {
+            tracing::info!(replayed, "folded the log records written after the last snapshot");
+        }
+        let next_rejection_id = db
+            .scan_prefix(REJECTION_PREFIX)
+            .next_back()
+            .transpose()
+            .map_err(store_error(dir))?
+            .map_or(1, |(k, _)| seq_of_key(&k) + 1);
+        Ok(Ledger {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+            db,
+            state,
+            last_hash,
+            next_rejection_id,
+            pending: PendingBatch::default(),
+            snapshot_next_seq,
+        })
+    }
+
+    pub fn state(&self) -> &LedgerState {
+        &self.state
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Offers one input line. Its effects are in memory at once and durable after [`commit`].
+    ///
+    /// [`commit`]: Ledger::commit
+    pub fn offer(&mut self, raw: &[u8], origin: Origin, admission: Admission, arrived_ms: i64) -> Admitted {
+        let admitted = self.state.admit(raw, admission);
+        match &admitted {
+            Admitted::Logged { seq, preamble, .. } => {
+                if let Some(own) = preamble {
+                    self.append(own.seq, arrived_ms, Origin::Ledger, &own.raw);
+                }
+                self.append(*seq, arrived_ms, origin, raw);
+            }
+            Admitted::Duplicate => {}
+            Admitted::Rejected(rejection) => {
+                let id = self.next_rejection_id;
+                self.next_rejection_id += 1;
+                self.pending.rejections.push(StoredRejection {
+                    id,
+                    arrived_ms,
+                    origin,
+                    after_seq: self.state.next_seq() - 1,
+                    reason: rejection.reason,
+                    message: rejection.message.clone(),
+                    raw: raw.to_vec(),
+                });
+            }
+        }
+        admitted
+    }
+
+    fn append(&mut self, seq: u64, arrived_ms: i64, origin: Origin, raw: &[u8]) {
+        self.pending.first_seq.get_or_insert(seq);
+        self.pending.records += 1;
+        self.last_hash = encode_record(&mut self.pending.chunk, &self.last_hash, seq, arrived_ms, origin, raw);
+    }
+
+    /// Lines offered since the last commit (logged records plus stored rejections).
+    pub fn pending_writes(&self) -> usize {
+        self.pending.records + self.pending.rejections.len()
+    }
+
+    /// Writes everything offered since the last commit as one atomic sled batch and flushes it.
+    /// Only after this returns may anything offered be reported as done (or acknowledged).
+    pub fn commit(&mut self) -> Result<(), LedgerError> {
+        if self.pending_writes() == 0 {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let mut batch = sled::Batch::default();
+        if let Some(first_seq) = pending.first_seq {
+            batch.insert(&log_key(first_seq), pending.chunk);
+        }
+        for rejection in &pending.rejections {
+            let bytes = bincode::serialize(rejection).map_err(|e| LedgerError::Decode(e.to_string()))?;
+            batch.insert(&rejection_key(rejection.id), bytes);
+        }
+        self.db.apply_batch(batch).map_err(store_error(&self.dir))?;
+        self.db.flush().map_err(store_error(&self.dir))?;
+        Ok(())
+    }
+
+    /// Stores the fold state so the next open need not fold the whole log. Commits first.
+    pub fn snapshot(&mut self) -> Result<(), LedgerError> {
+        self.commit()?;
+        if self.snapshot_next_seq == self.state.next_seq() {
+            return Ok(());
+        }
+        let snapshot = Snapshot { format: SNAPSHOT_FORMAT, last_hash: self.last_hash, state: self.state.clone() };
+        let bytes = bincode::serialize(&snapshot).map_err(|e| LedgerError::Decode(e.to_string()))?;
+        self.db.insert(SNAPSHOT_KEY, bytes).map_err(store_error(&self.dir))?;
+        self.db.flush().map_err(store_error(&self.dir))?;
+        self.snapshot_next_seq = self.state.next_seq();
+        Ok(())
+    }
+
+    /// Events folded since the stored snapshot.
+    pub fn events_since_snapshot(&self) -> u64 {
+        self.state.next_seq() - self.snapshot_next_seq
+    }
+
+    /// Folds the whole log again from nothing, checking every link of the hash chain, and
+    /// reports whether the result equals the state the ledger holds. Replaces the snapshot.
+    pub fn rebuild(&mut self, mut progress: impl FnMut(u64)) -> Result<RebuildReport, LedgerError> {
+        self.commit()?;
+        let mut state = LedgerState::new();
+        let mut last_hash = GENESIS_HASH;
+        let mut records = 0u64;
+        for_each_record(&self.db, &self.dir, 1, |record| {
+            if !verify_link(&last_hash, &record) {
+                return Err(LedgerError::ChainBroken { seq: record.seq });
+            }
+            state.replay(record.seq, &record.raw)?;
+            last_hash = record.hash;
+            records += 1;
+            if records % 65_536 == 0 {
+                progress(records);
+            }
+            Ok(())
+        })?;
+        progress(records);
+        let identical = state == self.state && last_hash == self.last_hash;
+        self.state = state;
+        self.last_hash = last_hash;
+        self.snapshot_next_seq = 0;
+        self.snapshot()?;
+        Ok(RebuildReport { records, identical })
+    }
+
+    /// The log record with sequence number `seq`.
+    pub fn record(&self, seq: u64) -> Result<Option<LogRecord>, LedgerError> {
+        let Some(entry) = self.db.range(..=log_key(seq)).next_back() else { return Ok(None) };
+        let (key, chunk) = entry.map_err(store_error(&self.dir))?;
+        if !key.starts_with(LOG_PREFIX) {
+            return Ok(None);
+        }
+        let records = decode_chunk(seq_of_key(&key), &chunk)?;
+        Ok(records.into_iter().find(|r| r.seq == seq))
+    }
+
+    /// Every log record from `from_seq` on, in order.
+    pub fn for_each_record(&self, from_seq: u64, f: impl FnMut(LogRecord) -> Result<(), LedgerError>) -> Result<(), LedgerError> {
+        for_each_record(&self.db, &self.dir, from_seq, f)
+    }
+
+    /// The stored rejections, oldest first.
+    pub fn rejections(&self) -> Result<Vec<StoredRejection>, LedgerError> {
+        self.db
+            .scan_prefix(REJECTION_PREFIX)
+            .values()
+            .map(|v| {
+                let bytes = v.map_err(store_error(&self.dir))?;
+                bincode::deserialize(&bytes).map_err(|e| LedgerError::Decode(e.to_string()))
+            })
+            .collect()
+    }
+
+    pub fn rejection(&self, id: u64) -> Result<Option<StoredRejection>, LedgerError> {
+        match self.db.get(rejection_key(id)).map_err(store_error(&self.dir))? {
+            Some(bytes) => bincode::deserialize(&bytes).map(Some).map_err(|e| LedgerError::Decode(e.to_string())),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Calls `f` for every log record with `seq >= from_seq`, in order.
+fn for_each_record(
+    db: &sled::Db,
+    dir: &Path,
+    from_seq: u64,
+    mut f: impl FnMut(LogRecord) -> Result<(), LedgerError>,
+) -> Result<(), LedgerError> {
+    // The chunk holding `from_seq` starts at or before it.
+    let start = match db.range(..=log_key(from_seq)).next_back() {
+        Some(entry) => {
+            let (key, _) = entry.map_err(store_error(dir))?;
+            if key.starts_with(LOG_PREFIX) { key.to_vec() } else { log_key(0).to_vec() }
+        }
+        None => log_key(0).to_vec(),
+    };
+    for entry in db.range(start..) {
+        let (key, chunk) = entry.map_err(store_error(dir))?;
+        if !key.starts_with(LOG_PREFIX) {
+            break;
+        }
+        for record in decode_chunk(seq_of_key(&key), &chunk)? {
+            if record.seq >= from_seq {
+                f(record)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RebuildReport {
+    pub records: u64,
+    /// Whether folding the log from nothing gave exactly the state the ledger held.
+    pub identical: bool,
+}

@@ -1,0 +1,11 @@
+//! premia-ledger: the append-only, hash-chained event log on sled, snapshots of the fold state,
+//! crash recovery, and the line-by-line ingest shared by every input path.
+
+pub mod ingest;
+pub mod ledger;
+pub mod lock;
+pub mod log;
+
+pub use ingest::{ingest_reader, Counts, IngestOptions};
+pub use ledger::{Ledger, LedgerError, LedgerOptions, RebuildReport, StoredRejection};
+pub use log::{LogRecord, Origin};

@@ -1,0 +1,60 @@
+//! One process at a time per data dir, and a clear sentence when another one holds it.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("the data dir {dir} is in use by another premia process ({holder}); stop that process, or point this command at another directory with --data-dir")]
+    Held { dir: PathBuf, holder: String },
+    #[error("cannot create or open the data dir {dir}: {source}. Check that the path is writable")]
+    Io { dir: PathBuf, source: std::io::Error },
+}
+
+/// An exclusive advisory lock on `DIR/premia.lock`, released when dropped (or when the process
+/// dies, however it dies). The file names the holder so that others can say who it is.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    pub fn acquire(dir: &Path, command: &str) -> Result<DirLock, LockError> {
+        let io = |source| LockError::Io { dir: dir.to_path_buf(), source };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let path = dir.join("premia.lock");
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {
+                file.set_len(0).map_err(io)?;
+                file.rewind().map_err(io)?;
+                writeln!(file, "pid {} running `premia {command}`", std::process::id()).map_err(io)?;
+                Ok(DirLock { _file: file })
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                let holder = if holder.is_empty() { "a process that did not say which".to_string() } else { holder.to_string() };
+                Err(LockError::Held { dir: dir.to_path_buf(), holder })
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_is_told_who_has_the_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DirLock::acquire(dir.path(), "serve").unwrap();
+        let err = DirLock::acquire(dir.path(), "statement").unwrap_err().to_string();
+        assert!(err.contains(&format!("pid {} running `premia serve`", std::process::id())), "{err}");
+        drop(first);
+        DirLock::acquire(dir.path(), "statement").unwrap();
+    }
+}

@@ -1,0 +1,216 @@
+//! The command-line surface. Integrators and auditors script it, so names and formats are stable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const ABOUT: &str = "premia: an event-sourced commission ledger for account managers.";
+
+const LONG_ABOUT: &str = "\
+premia: an event-sourced commission ledger for account managers.
+
+CRM events (deal.created, payment.received, payment.late, deal.cancelled, payment.refunded,
+plan.assigned, period.closed) are folded, in the order received, into an append-only ledger.
+Every amount on a statement is a replayable consequence of that log: commission on margin at a
+rate set by how fast the client paid, fines for deals lost through the manager's fault, and the
+plan bonus of a closed period.
+
+A first tour:
+  premia demo                                   the worked month, end to end, in a scratch dir
+  premia ingest events.jsonl                    fold JSON Lines into ./premia-data
+  premia statement --period 2026-11             what every manager has earned in November
+  premia close 2026-11                          close November: plan bonuses are booked
+  premia rejected                               what was refused, and why
+
+The rules are the active scheme: `premia scheme show` prints it.";
+
+#[derive(Debug, Parser)]
+#[command(name = "premia", version, about = ABOUT, long_about = LONG_ABOUT, propagate_version = true)]
+pub struct Cli {
+    /// Where the ledger lives. Created on first use; one process at a time may hold it.
+    #[arg(long, global = true, env = "PREMIA_DATA_DIR", default_value = "./premia-data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+
+    /// Log lines on standard error: `human` or `json`. The level comes from RUST_LOG (default: warn).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned text for people.
+    Text,
+    /// JSON for programs.
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatementFormat {
+    /// Aligned text for people, with a one-line reason per entry.
+    Text,
+    /// The statement contract: amounts as strings with two decimals.
+    Json,
+    /// One row per manager, ready for payroll import.
+    Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the worked example month end to end in a scratch data dir and print every statement.
+    ///
+    /// Nothing is needed besides the binary: the example month is embedded. The data dir is
+    /// temporary unless --keep is given, so your own ledger is never touched.
+    Demo(DemoArgs),
+
+    /// Fold events from a JSON Lines file (or - for standard input) into the ledger.
+    ///
+    /// Lines are read in order. Each non-blank line ends up applied, a duplicate (same source, id
+    /// and content as an earlier event), rejected (with the raw bytes kept; see `premia rejected`)
+    /// or parked (waiting for the deal or payment it refers to; see `premia pending`).
+    /// Ingesting the same file again changes nothing: its events are duplicates, and lines that
+    /// fail validation are rejected again. Every batch is flushed to disk before the next is read.
+    ///
+    /// Exit status: 0 when the file was read to the end, even when lines were rejected; 1 when
+    /// the ledger cannot work (unreadable input, store error, data dir in use).
+    Ingest(IngestArgs),
+
+    /// Print a period's statement: per manager, commission, clawback, fines, plan bonus and total,
+    /// the plan's progress, and every entry with the event that caused it.
+    Statement(StatementArgs),
+
+    /// Close a period: append a period.closed event. Plan bonuses are booked; facts dated in the
+    /// period that arrive later are booked in the next open period as adjustments.
+    Close(CloseArgs),
+
+    /// List what was rejected, why (a reason code and a sentence), and the raw bytes received.
+    Rejected(RejectedArgs),
+
+    /// List parked events: facts waiting for the deal or payment they refer to.
+    Pending(FormatArgs),
+
+    /// Fold the whole log again from nothing, check the hash chain, and compare with the stored
+    /// state. Exit status 3 when they differ (the rebuilt state then replaces the stored one).
+    Rebuild(FormatArgs),
+
+    /// Show, check or activate the commission scheme (rates, grace days, fine, plan tiers, calendar).
+    #[command(subcommand)]
+    Scheme(SchemeCommand),
+
+    /// Write a synthetic but realistic event stream (for benchmarks and trials) to standard output.
+    Generate(GenerateArgs),
+
+    /// Write the JSON Schemas of the event contract into a directory (the repo keeps them in schemas/).
+    Schemas(SchemasArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo's data dir at this path instead of a temporary one.
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// A JSON Lines file, or - for standard input.
+    #[arg(value_name = "FILE|-")]
+    pub input: String,
+    /// `json` prints exactly one JSON object as the last line:
+    /// {"applied":N,"duplicates":N,"rejected":N,"parked":N}
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Lines per durable batch: larger is faster, smaller loses less work to a crash.
+    #[arg(long, default_value_t = 8192, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub batch_lines: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct StatementArgs {
+    /// The period, a calendar month: YYYY-MM.
+    #[arg(long, value_name = "YYYY-MM")]
+    pub period: String,
+    /// Only this account manager.
+    #[arg(long, value_name = "ID")]
+    pub manager: Option<String>,
+    #[arg(long, value_enum, default_value_t = StatementFormat::Text)]
+    pub format: StatementFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct CloseArgs {
+    /// The period to close: YYYY-MM.
+    #[arg(value_name = "YYYY-MM")]
+    pub period: String,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct RejectedArgs {
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Write the exact bytes received for one rejection (a ref from the listing, such as
+    /// rej:3 or seq:17) to standard output, and nothing else.
+    #[arg(long, value_name = "REF")]
+    pub raw: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FormatArgs {
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemeCommand {
+    /// Print the active scheme as TOML (the built-in default until one is activated).
+    Show {
+        /// Print the built-in default scheme instead of the active one.
+        #[arg(long)]
+        default: bool,
+    },
+    /// Check a scheme file and name every problem; exit status 1 when it is invalid.
+    Check {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Make a scheme apply to every event folded from now on (it is logged as scheme.activated).
+    Activate {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// How many lines to write.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub events: u64,
+    /// The same seed always gives the same stream.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// How many account managers.
+    #[arg(long, default_value_t = 100)]
+    pub managers: u32,
+    /// Mix in duplicates, invalid lines and events that arrive before their deal.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub noise: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemasArgs {
+    /// The directory to write into.
+    #[arg(value_name = "DIR", default_value = "schemas")]
+    pub dir: PathBuf,
+}

@@ -1,0 +1,297 @@
+//! One function per subcommand.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use premia_core::fold::{scheme_activation_record, Admitted, Outcome};
+use premia_core::{Admission, Period, Scheme};
+use premia_ledger::ingest::{ingest_reader, now_ms, IngestOptions};
+use premia_ledger::{Counts, Ledger, LedgerOptions, Origin};
+use serde_json::json;
+
+use crate::cli::{CloseArgs, DemoArgs, Format, GenerateArgs, IngestArgs, RejectedArgs, SchemeCommand, SchemasArgs, StatementArgs, StatementFormat};
+use crate::render;
+
+fn open(data_dir: &Path, command: &str) -> anyhow::Result<Ledger> {
+    Ledger::open(data_dir, &LedgerOptions::default(), command).map_err(anyhow::Error::from)
+}
+
+fn parse_period(text: &str) -> anyhow::Result<Period> {
+    Period::parse(text).with_context(|| format!("{text:?} is not a period; write a calendar month as YYYY-MM, such as 2026-11"))
+}
+
+/// A progress bar on standard error, drawn only when it is a terminal.
+fn progress_bar(len: Option<u64>, what: &str) -> ProgressBar {
+    if !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = match len {
+        Some(len) => ProgressBar::new(len).with_style(
+            ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ),
+        None => ProgressBar::new_spinner()
+            .with_style(ProgressStyle::with_template("{msg} {spinner} {pos}").unwrap_or_else(|_| ProgressStyle::default_spinner())),
+    };
+    bar.set_draw_target(ProgressDrawTarget::stderr());
+    bar.set_message(what.to_string());
+    bar
+}
+
+pub fn ingest(data_dir: &Path, args: &IngestArgs) -> anyhow::Result<ExitCode> {
+    let (reader, len): (Box<dyn BufRead>, Option<u64>) = if args.input == "-" {
+        (Box::new(BufReader::with_capacity(1 << 20, io::stdin().lock())), None)
+    } else {
+        let file = File::open(&args.input).with_context(|| format!("cannot open {}; check the path and that it is readable", args.input))?;
+        let len = file.metadata().ok().map(|m| m.len());
+        (Box::new(BufReader::with_capacity(1 << 20, file)), len)
+    };
+    let mut ledger = open(data_dir, "ingest")?;
+    let bar = progress_bar(len, "ingesting");
+    let options = IngestOptions { batch_lines: args.batch_lines as usize, ..IngestOptions::default() };
+    let counts = ingest_reader(&mut ledger, reader, &options, |bytes| bar.set_position(bytes))?;
+    bar.finish_and_clear();
+    ledger.snapshot()?;
+    print_counts(&counts, args.format);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_counts(counts: &Counts, format: Format) {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string(counts).unwrap_or_default()),
+        Format::Text => {
+            println!("applied     {:>10}", counts.applied);
+            println!("duplicates  {:>10}", counts.duplicates);
+            println!("rejected    {:>10}", counts.rejected);
+            println!("parked      {:>10}", counts.parked);
+            if counts.rejected > 0 {
+                println!("Rejected lines are kept with their reason: `premia rejected`.");
+            }
+            if counts.parked > 0 {
+                println!("Parked events wait for the deal or payment they refer to: `premia pending`.");
+            }
+        }
+    }
+}
+
+pub fn statement(data_dir: &Path, args: &StatementArgs) -> anyhow::Result<ExitCode> {
+    let period = parse_period(&args.period)?;
+    let ledger = open(data_dir, "statement")?;
+    let statement = ledger.state().statement(period, args.manager.as_deref());
+    let mut out = io::stdout().lock();
+    match args.format {
+        StatementFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&statement)?)?,
+        StatementFormat::Csv => render::statement_csv(&statement, &mut out)?,
+        StatementFormat::Text => render::statement_text(&statement, &mut out)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Appends one event that premia itself writes (a close, a scheme activation) and commits it.
+fn append_own(ledger: &mut Ledger, raw: &[u8]) -> anyhow::Result<Admitted> {
+    let admitted = ledger.offer(raw, Origin::Ledger, Admission::Operator, now_ms());
+    ledger.snapshot()?;
+    Ok(admitted)
+}
+
+pub fn close(data_dir: &Path, args: &CloseArgs) -> anyhow::Result<ExitCode> {
+    let period = parse_period(&args.period)?;
+    let mut ledger = open(data_dir, "close")?;
+    let raw = serde_json::to_vec(&json!({
+        "specversion": "1.0",
+        "id": format!("close-{period}-{}", ledger.state().next_seq()),
+        "source": "premia/cli",
+        "type": "period.closed",
+        "time": render::rfc3339(now_ms()),
+        "data": { "period": period.to_string() },
+    }))?;
+    let admitted = append_own(&mut ledger, &raw)?;
+    let Admitted::Logged { seq, folded, .. } = admitted else {
+        bail!("the close event was not logged: {admitted:?}");
+    };
+    match &folded[0].outcome {
+        Outcome::Applied { entries } => {
+            match args.format {
+                Format::Json => println!(
+                    "{}",
+                    json!({"period": period.to_string(), "closed": true, "seq": seq,
+                           "plan_bonuses": entries.iter().map(|e| json!({"manager_id": &*e.manager_id, "amount": premia_core::money::money_text(e.amount)})).collect::<Vec<_>>()})
+                ),
+                Format::Text => {
+                    println!("Period {period} is closed (ledger seq {seq}).");
+                    for e in entries {
+                        println!("  plan bonus {:>14}  {}", premia_core::money::money_text(e.amount), e.manager_id);
+                    }
+                    if entries.is_empty() {
+                        println!("  No plan bonus was booked (no manager reached the first paying tier, or none had a plan).");
+                    }
+                    println!("Facts dated {period} that arrive from now on are booked in the next open period.");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Outcome::Rejected(rejection) => {
+            match args.format {
+                Format::Json => println!("{}", json!({"period": period.to_string(), "closed": false, "reason": rejection.reason.code(), "message": rejection.message})),
+                Format::Text => eprintln!("Not closed: {}", rejection.message),
+            }
+            Ok(ExitCode::FAILURE)
+        }
+        Outcome::Parked { .. } => bail!("a close never waits for anything"),
+    }
+}
+
+pub fn rejected(data_dir: &Path, args: &RejectedArgs) -> anyhow::Result<ExitCode> {
+    let ledger = open(data_dir, "rejected")?;
+    let items = render::rejections(&ledger)?;
+    if let Some(wanted) = &args.raw {
+        let Some(item) = items.iter().find(|i| &i.reference == wanted) else {
+            bail!("no rejection {wanted:?}; `premia rejected` lists the refs (rej:N for refused lines, seq:N for logged events a rule refused)");
+        };
+        io::stdout().lock().write_all(&item.raw)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = io::stdout().lock();
+    match args.format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&items.iter().map(render::RejectionItem::to_json).collect::<Vec<_>>())?)?,
+        Format::Text => render::rejections_text(&items, &mut out)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn pending(data_dir: &Path, format: Format) -> anyhow::Result<ExitCode> {
+    let ledger = open(data_dir, "pending")?;
+    let mut out = io::stdout().lock();
+    render::pending(&ledger, format, &mut out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn rebuild(data_dir: &Path, format: Format) -> anyhow::Result<ExitCode> {
+    let mut ledger = open(data_dir, "rebuild")?;
+    let bar = progress_bar(None, "folding the log");
+    let report = ledger.rebuild(|n| bar.set_position(n))?;
+    bar.finish_and_clear();
+    match format {
+        Format::Json => println!("{}", json!({"records": report.records, "identical": report.identical, "chain": "intact"})),
+        Format::Text => {
+            println!("Folded {} log records from nothing; the hash chain is intact.", report.records);
+            if report.identical {
+                println!("The rebuilt state is identical to the stored one.");
+            } else {
+                println!("The rebuilt state DIFFERS from the stored one; the rebuilt state now replaces it. Please report this: it is a bug.");
+            }
+        }
+    }
+    Ok(if report.identical { ExitCode::SUCCESS } else { ExitCode::from(3) })
+}
+
+pub fn scheme(data_dir: &Path, command: SchemeCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        SchemeCommand::Show { default } => {
+            if default {
+                print!("{}", premia_core::scheme::DEFAULT_SCHEME_TOML);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let ledger = open(data_dir, "scheme show")?;
+            match ledger.state().scheme_seq() {
+                Some(seq) => println!("# The active scheme, in force since ledger seq {seq}."),
+                None => println!("# The built-in default scheme: the ledger is empty, and it will be logged before the first event."),
+            }
+            print!("{}", ledger.state().scheme().to_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+        SchemeCommand::Check { file } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            match Scheme::from_toml(&text) {
+                Ok(s) => {
+                    println!("{} is a valid scheme ({:?}, currency {}).", file.display(), s.name, s.currency);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(problems) => {
+                    eprintln!("{} is not a valid scheme:", file.display());
+                    for p in &problems.0 {
+                        eprintln!("  - {p}");
+                    }
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        SchemeCommand::Activate { file } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let scheme = Scheme::from_toml(&text).map_err(|p| anyhow::anyhow!("{} is not a valid scheme:\n  - {}", file.display(), p.0.join("\n  - ")))?;
+            let mut ledger = open(data_dir, "scheme activate")?;
+            let raw = scheme_activation_record(&scheme, ledger.state().next_seq());
+            match append_own(&mut ledger, &raw)? {
+                Admitted::Logged { seq, .. } => {
+                    println!("Scheme {:?} is active from ledger seq {seq}: it applies to every event folded from now on.", scheme.name);
+                    Ok(ExitCode::SUCCESS)
+                }
+                other => bail!("the scheme was not activated: {other:?}"),
+            }
+        }
+    }
+}
+
+pub fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    let scratch;
+    let dir = match &args.keep {
+        Some(dir) => dir.clone(),
+        None => {
+            scratch = tempfile::tempdir().context("cannot create a temporary directory for the demo")?;
+            scratch.path().to_path_buf()
+        }
+    };
+    let mut ledger = open(&dir, "demo")?;
+    let counts = ingest_reader(&mut ledger, crate::SEED_MONTH.as_bytes(), &IngestOptions::default(), |_| {})?;
+    ledger.snapshot()?;
+    let periods = ledger.state().periods();
+    if args.format == Format::Json {
+        let statements: Vec<_> = periods.iter().map(|p| ledger.state().statement(*p, None)).collect();
+        println!("{}", serde_json::to_string_pretty(&json!({"counts": counts, "statements": statements}))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("premia demo: the worked month of the article (five managers, 29 CRM events), folded into");
+    println!("a ledger in {}.\n", dir.display());
+    print_counts(&counts, Format::Text);
+    let mut out = io::stdout().lock();
+    for period in &periods {
+        writeln!(out)?;
+        render::statement_text(&ledger.state().statement(*period, None), &mut out)?;
+    }
+    writeln!(out, "\nWhat to try next:")?;
+    let d = if args.keep.is_some() { format!(" --data-dir {}", dir.display()) } else { " --data-dir DIR".to_string() };
+    writeln!(out, "  premia demo --keep ./demo-data                    keep this ledger to explore it")?;
+    writeln!(out, "  premia{d} statement --period 2026-11 --format json")?;
+    writeln!(out, "  premia{d} rejected                   the event in USD, and why it was refused")?;
+    writeln!(out, "  premia{d} rebuild                    fold the log again and compare")?;
+    writeln!(out, "  premia scheme show                               the rules in force")?;
+    writeln!(out, "  premia generate --events 100000 > events.jsonl && premia ingest events.jsonl")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
+    let mut out = io::BufWriter::with_capacity(1 << 20, io::stdout().lock());
+    let options = crate::synth::SynthOptions { managers: args.managers.max(1), noise: args.noise, ..crate::synth::SynthOptions::default() };
+    for line in crate::synth::Synth::new(args.seed, options).take(args.events as usize) {
+        out.write_all(line.as_bytes())?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn schemas(args: &SchemasArgs) -> anyhow::Result<ExitCode> {
+    for (name, text) in premia_core::schema::all_schema_files() {
+        let path = args.dir.join(&name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,203 @@
+//! Text, CSV and JSON renderings of what the ledger reports.
+
+use std::io::Write;
+
+use base64::Engine;
+use premia_core::money::{fixed_text, money_grouped, money_text};
+use premia_core::reject::Stage;
+use premia_core::Statement;
+use premia_ledger::{Ledger, Origin};
+use serde_json::{json, Value};
+
+use crate::cli::Format;
+
+/// Unix milliseconds as an RFC 3339 UTC timestamp.
+pub fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+pub fn statement_text(s: &Statement, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(out, "Statement {}  ({}, {})", s.period, s.status, s.currency)?;
+    if s.managers.is_empty() {
+        writeln!(out, "  Nothing is booked in {} and no manager has a plan in it.", s.period)?;
+        return Ok(());
+    }
+    for m in &s.managers {
+        writeln!(out)?;
+        writeln!(out, "  {:<24} total {:>16}", m.manager_id, money_grouped(m.total))?;
+        writeln!(
+            out,
+            "    commission {}  clawback {}  fines {}  plan bonus {}",
+            money_grouped(m.commission),
+            money_grouped(m.clawback),
+            money_grouped(m.fines),
+            money_grouped(m.plan_bonus)
+        )?;
+        if let Some(p) = &m.plan {
+            writeln!(
+                out,
+                "    plan: {} of {} ({} %), coefficient {}, bonus {} {}",
+                money_grouped(p.actual),
+                money_grouped(p.target),
+                fixed_text(p.achievement * rust_decimal::Decimal::ONE_HUNDRED, 2),
+                fixed_text(p.coefficient, 4),
+                money_grouped(p.bonus),
+                p.status
+            )?;
+        }
+        for e in &m.entries {
+            writeln!(out, "    seq {:<8} {}", e.event.seq, e.explanation)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn statement_csv(s: &Statement, out: &mut impl Write) -> anyhow::Result<()> {
+    let mut writer = csv::Writer::from_writer(out);
+    writer.write_record([
+        "period", "status", "currency", "manager_id", "commission", "clawback", "fines", "plan_bonus", "total",
+        "plan_target", "plan_actual", "plan_achievement", "plan_coefficient", "plan_bonus_amount", "plan_status",
+    ])?;
+    for m in &s.managers {
+        let plan = m.plan.as_ref();
+        writer.write_record([
+            s.period.clone(),
+            s.status.to_string(),
+            s.currency.clone(),
+            m.manager_id.clone(),
+            money_text(m.commission),
+            money_text(m.clawback),
+            money_text(m.fines),
+            money_text(m.plan_bonus),
+            money_text(m.total),
+            plan.map(|p| money_text(p.target)).unwrap_or_default(),
+            plan.map(|p| money_text(p.actual)).unwrap_or_default(),
+            plan.map(|p| fixed_text(p.achievement, 4)).unwrap_or_default(),
+            plan.map(|p| fixed_text(p.coefficient, 4)).unwrap_or_default(),
+            plan.map(|p| money_text(p.bonus)).unwrap_or_default(),
+            plan.map(|p| p.status.to_string()).unwrap_or_default(),
+        ])?;
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+/// One rejected input, wherever it is kept: a line refused before the log (`rej:N`), or a
+/// logged event a rule refused when it was applied (`seq:N`).
+pub struct RejectionItem {
+    pub reference: String,
+    pub stage: Stage,
+    pub reason: &'static str,
+    pub message: String,
+    pub arrived_ms: i64,
+    pub origin: Origin,
+    pub raw: Vec<u8>,
+    /// Orders the listing by arrival: (log position, rejections before logged events at it).
+    order: (u64, u8, u64),
+}
+
+impl RejectionItem {
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({
+            "ref": self.reference,
+            "stage": self.stage,
+            "reason": self.reason,
+            "message": self.message,
+            "arrived": rfc3339(self.arrived_ms),
+            "origin": self.origin.as_str(),
+            "raw_len": self.raw.len(),
+        });
+        match std::str::from_utf8(&self.raw) {
+            Ok(text) => v["raw"] = Value::String(text.to_string()),
+            Err(_) => v["raw_base64"] = Value::String(base64::engine::general_purpose::STANDARD.encode(&self.raw)),
+        }
+        v
+    }
+}
+
+pub fn rejections(ledger: &Ledger) -> anyhow::Result<Vec<RejectionItem>> {
+    let mut items = Vec::new();
+    for r in ledger.rejections()? {
+        items.push(RejectionItem {
+            reference: format!("rej:{}", r.id),
+            stage: r.reason.stage(),
+            reason: r.reason.code(),
+            message: r.message,
+            arrived_ms: r.arrived_ms,
+            origin: r.origin,
+            raw: r.raw,
+            order: (r.after_seq, 1, r.id),
+        });
+    }
+    for (seq, (_, rejection)) in ledger.state().rejected_by_rule() {
+        let record = ledger.record(*seq)?;
+        let (arrived_ms, origin, raw) = record.map(|r| (r.arrived_ms, r.origin, r.raw)).unwrap_or((0, Origin::Ledger, Vec::new()));
+        items.push(RejectionItem {
+            reference: format!("seq:{seq}"),
+            stage: rejection.reason.stage(),
+            reason: rejection.reason.code(),
+            message: rejection.message.clone(),
+            arrived_ms,
+            origin,
+            raw,
+            order: (*seq, 0, 0),
+        });
+    }
+    items.sort_by_key(|i| i.order);
+    Ok(items)
+}
+
+pub fn rejections_text(items: &[RejectionItem], out: &mut impl Write) -> std::io::Result<()> {
+    if items.is_empty() {
+        return writeln!(out, "Nothing was rejected.");
+    }
+    for i in items {
+        writeln!(out, "{:<10} {:<24} {}  ({} via {})", i.reference, i.reason, i.message, rfc3339(i.arrived_ms), i.origin.as_str())?;
+        let shown = String::from_utf8_lossy(&i.raw[..i.raw.len().min(160)]).replace('\n', " ");
+        let more = if i.raw.len() > 160 { format!(" ... ({} bytes; `premia rejected --raw {}`)", i.raw.len(), i.reference) } else { String::new() };
+        writeln!(out, "           {shown}{more}")?;
+    }
+    writeln!(out, "{} rejected. The exact bytes of one: premia rejected --raw REF", items.len())
+}
+
+pub fn pending(ledger: &Ledger, format: Format, out: &mut impl Write) -> anyhow::Result<()> {
+    let parked = ledger.state().parked();
+    let rows: Vec<Value> = parked
+        .iter()
+        .map(|(seq, p)| {
+            json!({
+                "seq": seq,
+                "type": p.event.data.event_type().as_str(),
+                "source": &*p.event.source,
+                "id": &*p.event.id,
+                "waits_for": p.waits_for.to_string(),
+            })
+        })
+        .collect();
+    match format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?,
+        Format::Text => {
+            if rows.is_empty() {
+                writeln!(out, "Nothing is parked: every event found what it refers to.")?;
+            }
+            for (seq, p) in parked {
+                writeln!(
+                    out,
+                    "seq {:<8} {:<18} {}/{}  waits for {}",
+                    seq,
+                    p.event.data.event_type().as_str(),
+                    p.event.source,
+                    p.event.id,
+                    p.waits_for
+                )?;
+            }
+            if !rows.is_empty() {
+                writeln!(out, "{} parked. Each is applied the moment what it waits for arrives.", rows.len())?;
+            }
+        }
+    }
+    Ok(())
+}
