@@ -6,11 +6,10 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use time::Date;
 
 use crate::calendar::{parse_date, Period};
-use crate::json::{self, kind_of};
+use crate::json::{self, kind_of, Json};
 use crate::money::{parse_plain_amount, AmountTextError};
 use crate::reject::{Reason, Rejection};
 use crate::scheme::Scheme;
@@ -257,19 +256,19 @@ pub enum Admission {
 pub fn parse_event(raw: &[u8], scheme: &Scheme, admission: Admission) -> Result<Event, Rejection> {
     let object = json::parse_object(raw)?;
     let specversion = object.get("specversion");
-    if specversion.and_then(Value::as_str) != Some("1.0") {
+    if specversion.and_then(Json::as_str) != Some("1.0") {
         return Err(Rejection::new(
             Reason::InvalidSpecversion,
             match specversion {
                 None => "the envelope has no \"specversion\"; set it to the string \"1.0\"".to_string(),
-                Some(v) => format!("\"specversion\" is {v}, but premia speaks CloudEvents \"1.0\" (a string)"),
+                Some(v) => format!("\"specversion\" is {}, but premia speaks CloudEvents \"1.0\" (a string)", short(v)),
             },
         ));
     }
     let id = envelope_text(&object, "id", Reason::InvalidId)?;
     let source = envelope_text(&object, "source", Reason::InvalidSource)?;
     let type_text = match object.get("type") {
-        Some(Value::String(s)) => s.as_str(),
+        Some(Json::String(s)) => s.as_ref(),
         Some(other) => {
             return Err(Rejection::new(
                 Reason::UnknownType,
@@ -293,8 +292,8 @@ pub fn parse_event(raw: &[u8], scheme: &Scheme, admission: Admission) -> Result<
         ));
     }
     match object.get("time") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(t)) if time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).is_ok() => {}
+        None | Some(Json::Null) => {}
+        Some(Json::String(t)) if time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).is_ok() => {}
         Some(other) => {
             return Err(Rejection::new(
                 Reason::InvalidTime,
@@ -303,7 +302,7 @@ pub fn parse_event(raw: &[u8], scheme: &Scheme, admission: Admission) -> Result<
         }
     }
     let data_value = match object.get("data") {
-        Some(v @ Value::Object(_)) => v,
+        Some(v @ Json::Object(_)) => v,
         Some(other) => {
             return Err(Rejection::new(
                 Reason::InvalidData,
@@ -312,8 +311,7 @@ pub fn parse_event(raw: &[u8], scheme: &Scheme, admission: Admission) -> Result<
         }
         None => return Err(Rejection::new(Reason::InvalidData, format!("the envelope has no \"data\"; a {type_text} event carries its fields there"))),
     };
-    let Value::Object(data_object) = data_value else { unreachable!("matched as an object above") };
-    let reader = DataReader { data: data_object, event_type, scheme };
+    let reader = DataReader { data: data_value, event_type, scheme };
     let data = match event_type {
         EventType::DealCreated => EventData::DealCreated(reader.deal_created()?),
         EventType::PaymentReceived => EventData::PaymentReceived(reader.payment_received()?),
@@ -323,7 +321,7 @@ pub fn parse_event(raw: &[u8], scheme: &Scheme, admission: Admission) -> Result<
         EventType::PlanAssigned => EventData::PlanAssigned(reader.plan_assigned()?),
         EventType::PeriodClosed => EventData::PeriodClosed(PeriodClosed { period: reader.period("period")? }),
         EventType::SchemeActivated => EventData::SchemeActivated(Box::new(
-            Scheme::from_json(data_value).map_err(|p| Rejection::new(Reason::InvalidScheme, format!("the scheme is not valid: {}", p.0.join("; "))))?,
+            Scheme::from_json(&data_value.to_value()).map_err(|p| Rejection::new(Reason::InvalidScheme, format!("the scheme is not valid: {}", p.0.join("; "))))?,
         )),
     };
     Ok(Event {
@@ -335,8 +333,11 @@ pub fn parse_event(raw: &[u8], scheme: &Scheme, admission: Admission) -> Result<
     })
 }
 
-fn short(value: &Value) -> String {
-    let text = value.to_string();
+fn short(value: &Json<'_>) -> String {
+    let text = match value {
+        Json::Number(n) => n.to_string(),
+        other => other.to_value().to_string(),
+    };
     if text.chars().count() > 60 {
         format!("{}...", text.chars().take(60).collect::<String>())
     } else {
@@ -344,26 +345,26 @@ fn short(value: &Value) -> String {
     }
 }
 
-fn envelope_text(object: &Map<String, Value>, name: &str, reason: Reason) -> Result<String, Rejection> {
+fn envelope_text(object: &Json<'_>, name: &str, reason: Reason) -> Result<String, Rejection> {
     match object.get(name) {
-        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= MAX_ID_CHARS => Ok(s.clone()),
-        Some(Value::String(s)) if s.is_empty() => Err(Rejection::new(reason, format!("\"{name}\" is empty; it must be 1 to {MAX_ID_CHARS} characters"))),
-        Some(Value::String(_)) => Err(Rejection::new(reason, format!("\"{name}\" is longer than {MAX_ID_CHARS} characters"))),
+        Some(Json::String(s)) if !s.is_empty() && s.chars().count() <= MAX_ID_CHARS => Ok(s.to_string()),
+        Some(Json::String(s)) if s.is_empty() => Err(Rejection::new(reason, format!("\"{name}\" is empty; it must be 1 to {MAX_ID_CHARS} characters"))),
+        Some(Json::String(_)) => Err(Rejection::new(reason, format!("\"{name}\" is longer than {MAX_ID_CHARS} characters"))),
         Some(other) => Err(Rejection::new(reason, format!("\"{name}\" must be a string, got a {}", kind_of(other)))),
         None => Err(Rejection::new(reason, format!("the envelope has no \"{name}\"; it is required (with \"source\", the idempotency key)"))),
     }
 }
 
 struct DataReader<'a> {
-    data: &'a Map<String, Value>,
+    data: &'a Json<'a>,
     event_type: EventType,
     scheme: &'a Scheme,
 }
 
-impl DataReader<'_> {
-    fn required(&self, name: &str) -> Result<&Value, Rejection> {
+impl<'a> DataReader<'a> {
+    fn required(&self, name: &str) -> Result<&Json<'a>, Rejection> {
         match self.data.get(name) {
-            None | Some(Value::Null) => Err(Rejection::new(
+            None | Some(Json::Null) => Err(Rejection::new(
                 Reason::MissingField,
                 format!("data.{name} is required for {} events but is missing or null", self.event_type.as_str()),
             )),
@@ -371,18 +372,18 @@ impl DataReader<'_> {
         }
     }
 
-    fn optional(&self, name: &str) -> Option<&Value> {
+    fn optional(&self, name: &str) -> Option<&Json<'a>> {
         match self.data.get(name) {
-            None | Some(Value::Null) => None,
+            None | Some(Json::Null) => None,
             Some(v) => Some(v),
         }
     }
 
-    fn wrong_type(&self, name: &str, expected: &str, got: &Value) -> Rejection {
+    fn wrong_type(&self, name: &str, expected: &str, got: &Json<'_>) -> Rejection {
         Rejection::new(Reason::WrongType, format!("data.{name} must be {expected}, got a {}", kind_of(got)))
     }
 
-    fn text<'v>(&self, name: &str, value: &'v Value, expected: &str) -> Result<&'v str, Rejection> {
+    fn text<'v>(&self, name: &str, value: &'v Json<'_>, expected: &str) -> Result<&'v str, Rejection> {
         value.as_str().ok_or_else(|| self.wrong_type(name, expected, value))
     }
 
@@ -413,13 +414,13 @@ impl DataReader<'_> {
 
     /// An amount: a decimal string or a JSON number in plain notation, at most 2 decimals,
     /// `0 < amount <= cap` (or `0 <= amount` when `zero_allowed`).
-    fn amount_of(&self, name: &str, value: &Value, zero_allowed: bool) -> Result<Decimal, Rejection> {
-        let text = match value {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
+    fn amount_of(&self, name: &str, value: &Json<'_>, zero_allowed: bool) -> Result<Decimal, Rejection> {
+        let text: &str = match value {
+            Json::String(s) => s,
+            Json::Number(n) => n,
             other => return Err(self.wrong_type(name, "a decimal string such as \"150000.00\" or a JSON number", other)),
         };
-        let amount = parse_plain_amount(&text).map_err(|e| match e {
+        let amount = parse_plain_amount(text).map_err(|e| match e {
             AmountTextError::NotPlain => Rejection::new(
                 Reason::InvalidAmount,
                 format!("data.{name} {} is not an amount in plain notation (digits, optionally a point and two digits, such as \"150000.00\"); signs, exponents and separators are not accepted", short(value)),

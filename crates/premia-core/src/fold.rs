@@ -62,8 +62,24 @@ impl EntryKind {
 /// there when explaining, not copied into every entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EntryDetail {
-    Commission { deal_id: Id, payment_id: Id, timing: Timing, working_days_late: u32, grace_working_days: u32, rate: Decimal },
-    Clawback { deal_id: Id, payment_id: Id, refund_id: Id, refunded: Decimal, rate: Decimal },
+    Commission {
+        deal_id: Id,
+        payment_id: Id,
+        timing: Timing,
+        working_days_late: u32,
+        grace_working_days: u32,
+        #[serde(with = "crate::money::decimal_bytes")]
+        rate: Decimal,
+    },
+    Clawback {
+        deal_id: Id,
+        payment_id: Id,
+        refund_id: Id,
+        #[serde(with = "crate::money::decimal_bytes")]
+        refunded: Decimal,
+        #[serde(with = "crate::money::decimal_bytes")]
+        rate: Decimal,
+    },
     Fine { deal_id: Id },
     PlanBonus(PlanFigures),
 }
@@ -79,6 +95,7 @@ pub struct Entry {
     pub manager_id: Id,
     pub period: Period,
     /// Rounded once, half away from zero, to 0.01; negative for clawbacks and fines.
+    #[serde(with = "crate::money::decimal_bytes")]
     pub amount: Decimal,
     /// The closed period the fact was dated in, when it was booked in a later one.
     pub adjustment_of: Option<Period>,
@@ -88,11 +105,17 @@ pub struct Entry {
 /// A plan's figures: exact inputs, the displayed ratios (4 decimals) and the bonus.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanFigures {
+    #[serde(with = "crate::money::decimal_bytes")]
     pub target: Decimal,
+    #[serde(with = "crate::money::decimal_bytes")]
     pub actual: Decimal,
+    #[serde(with = "crate::money::decimal_bytes")]
     pub bonus_base: Decimal,
+    #[serde(with = "crate::money::decimal_bytes")]
     pub achievement: Decimal,
+    #[serde(with = "crate::money::decimal_bytes")]
     pub coefficient: Decimal,
+    #[serde(with = "crate::money::decimal_bytes")]
     pub bonus: Decimal,
 }
 
@@ -101,12 +124,15 @@ pub struct Deal {
     pub seq: u64,
     pub manager_id: Id,
     pub client_id: Id,
+    #[serde(with = "crate::money::decimal_bytes")]
     pub amount: Decimal,
+    #[serde(with = "crate::money::decimal_bytes")]
     pub margin: Decimal,
     pub payment_terms: PaymentTerms,
     pub due_date: Date,
     pub created_on: Date,
     /// Sum of accepted payments; refunds do not restore the balance.
+    #[serde(with = "crate::money::decimal_bytes")]
     pub paid: Decimal,
     pub cancelled: Option<(Date, Fault)>,
     /// The latest late notice: as of, days overdue.
@@ -117,32 +143,44 @@ pub struct Deal {
 pub struct Payment {
     pub seq: u64,
     pub deal_id: Id,
+    #[serde(with = "crate::money::decimal_bytes")]
     pub amount: Decimal,
     pub paid_on: Date,
+    #[serde(with = "crate::money::decimal_bytes")]
     pub refunded: Decimal,
     /// The rate its commission was booked at: refunds claw back at the same rate.
+    #[serde(with = "crate::money::decimal_bytes")]
     pub rate: Decimal,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub seq: u64,
+    #[serde(with = "crate::money::decimal_bytes")]
     pub target: Decimal,
+    #[serde(with = "crate::money::decimal_bytes::option")]
     pub bonus_base: Option<Decimal>,
 }
 
 /// Everything booked for one manager in one period.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManagerBook {
+    #[serde(with = "crate::money::decimal_bytes")]
     pub commission: Decimal,
+    #[serde(with = "crate::money::decimal_bytes")]
     pub clawback: Decimal,
+    #[serde(with = "crate::money::decimal_bytes")]
     pub fines: Decimal,
+    #[serde(with = "crate::money::decimal_bytes")]
     pub plan_bonus: Decimal,
     /// Plan metric `received`: payments minus refunds booked here.
+    #[serde(with = "crate::money::decimal_bytes")]
     pub received: Decimal,
     /// Plan metric `margin_received`.
+    #[serde(with = "crate::money::decimal_bytes")]
     pub margin_received: Decimal,
     /// Plan metric `booked`: amounts of deals created here.
+    #[serde(with = "crate::money::decimal_bytes")]
     pub booked: Decimal,
     pub plan: Option<Plan>,
     /// Set when the period is closed: the figures the bonus was booked from.
@@ -265,6 +303,19 @@ pub struct LedgerState {
     rejected_by_rule: BTreeMap<u64, (EventType, Rejection)>,
     /// Sequence numbers of the `scheme.activated` records, in order.
     scheme_history: Vec<u64>,
+    /// Sources and manager ids recur in every entry: one shared copy of each.
+    #[serde(skip)]
+    names: Interner,
+}
+
+/// A cache of shared names. It changes no outcome, so two states are equal whatever it holds.
+#[derive(Debug, Clone, Default)]
+struct Interner(HashSet<Id>);
+
+impl PartialEq for Interner {
+    fn eq(&self, _: &Interner) -> bool {
+        true
+    }
 }
 
 fn default_calendar() -> Arc<Calendar> {
@@ -297,12 +348,47 @@ impl LedgerState {
             waiting: HashMap::new(),
             rejected_by_rule: BTreeMap::new(),
             scheme_history: Vec::new(),
+            names: Interner::default(),
+        }
+    }
+
+    fn intern(&mut self, name: &Id) -> Id {
+        match self.names.0.get(name) {
+            Some(shared) => shared.clone(),
+            None => {
+                self.names.0.insert(name.clone());
+                name.clone()
+            }
         }
     }
 
     /// Restores what `#[serde(skip)]` left out after a snapshot is loaded.
     pub fn after_load(&mut self) {
         self.calendar = Arc::new(self.scheme.calendar());
+        // Deserialized names are separate copies; share them again.
+        let mut books = std::mem::take(&mut self.books);
+        for managers in books.values_mut() {
+            let owned = std::mem::take(managers);
+            for (manager_id, mut book) in owned {
+                let manager_id = self.intern(&manager_id);
+                for entry in &mut book.entries {
+                    entry.manager_id = manager_id.clone();
+                    entry.source = self.intern(&entry.source);
+                }
+                managers.insert(manager_id, book);
+            }
+        }
+        self.books = books;
+        let mut deals = std::mem::take(&mut self.deals);
+        for deal in deals.values_mut() {
+            deal.manager_id = self.intern(&deal.manager_id);
+        }
+        self.deals = deals;
+    }
+
+    /// The scheme in force, shared: parsing may happen on another thread with a copy of it.
+    pub fn scheme_shared(&self) -> Arc<Scheme> {
+        self.scheme.clone()
     }
 
     pub fn next_seq(&self) -> u64 {
@@ -352,7 +438,22 @@ impl LedgerState {
     /// Offers one input line. On `Logged` the caller must append the preamble (if any) and the
     /// line to the log, in that order, before reporting anything as done.
     pub fn admit(&mut self, raw: &[u8], admission: Admission) -> Admitted {
-        let event = match parse_event(raw, &self.scheme, admission) {
+        let parsed = parse_event(raw, &self.scheme, admission);
+        let scheme = self.scheme.clone();
+        self.admit_parsed(raw, parsed, &scheme, admission)
+    }
+
+    /// [`admit`](Self::admit) for a line already parsed (on another thread, say) under
+    /// `parsed_with`. When a scheme activated since then is in force, the line is parsed again.
+    pub fn admit_parsed(
+        &mut self,
+        raw: &[u8],
+        parsed: Result<Event, Rejection>,
+        parsed_with: &Arc<Scheme>,
+        admission: Admission,
+    ) -> Admitted {
+        let parsed = if Arc::ptr_eq(parsed_with, &self.scheme) { parsed } else { parse_event(raw, &self.scheme, admission) };
+        let event = match parsed {
             Ok(e) => e,
             Err(rejection) => return Admitted::Rejected(rejection),
         };
@@ -399,7 +500,13 @@ impl LedgerState {
         Ok(self.fold(seq, event))
     }
 
-    fn fold(&mut self, seq: u64, event: Event) -> Vec<Folded> {
+    fn fold(&mut self, seq: u64, mut event: Event) -> Vec<Folded> {
+        event.source = self.intern(&event.source);
+        match &mut event.data {
+            EventData::DealCreated(d) => d.manager_id = self.intern(&d.manager_id),
+            EventData::PlanAssigned(p) => p.manager_id = self.intern(&p.manager_id),
+            _ => {}
+        }
         let event_type = event.data.event_type();
         let mut folded = Vec::with_capacity(1);
         let mut ready: BTreeSet<u64> = BTreeSet::new();
@@ -509,9 +616,10 @@ impl LedgerState {
     }
 
     fn apply_payment(&mut self, seq: u64, event: &Event, p: &PaymentReceived) -> Step {
-        let Some(deal) = self.deals.get(&p.deal_id) else {
+        let Some((deal_id, deal)) = self.deals.get_key_value(&p.deal_id) else {
             return Step::Parked(WaitKey::Deal(p.deal_id.clone()));
         };
+        let deal_id = deal_id.clone();
         if let Some(existing) = self.payments.get(&p.payment_id) {
             return Step::Rejected(Rejection::new(
                 Reason::PaymentIdUsed,
@@ -559,7 +667,7 @@ impl LedgerState {
             amount: commission,
             adjustment_of,
             detail: EntryDetail::Commission {
-                deal_id: p.deal_id.clone(),
+                deal_id: deal_id.clone(),
                 payment_id: p.payment_id.clone(),
                 timing,
                 working_days_late,
@@ -576,7 +684,7 @@ impl LedgerState {
         }
         self.payments.insert(
             p.payment_id.clone(),
-            Payment { seq, deal_id: p.deal_id.clone(), amount: p.amount, paid_on: p.paid_on, refunded: Decimal::ZERO, rate },
+            Payment { seq, deal_id, amount: p.amount, paid_on: p.paid_on, refunded: Decimal::ZERO, rate },
         );
         Step::applied(vec![entry], Some(WaitKey::Payment(p.payment_id.clone())))
     }

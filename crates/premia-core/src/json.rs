@@ -2,6 +2,7 @@
 //! their exact text. And the canonical form used to decide whether two copies of an event carry
 //! the same content.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -21,49 +22,130 @@ const NUMBER_TOKEN: &str = "$serde_json::private::Number";
 const DUPLICATE_MARK: &str = "premia-duplicate-key:";
 const DEPTH_MARK: &str = "premia-too-deep";
 
+/// A parsed JSON value that borrows from the input line wherever it can: objects keep their
+/// members in order (so duplicate keys are caught while parsing), numbers keep their exact text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Json<'a> {
+    Null,
+    Bool(bool),
+    Number(Cow<'a, str>),
+    String(Cow<'a, str>),
+    Array(Vec<Json<'a>>),
+    Object(Vec<(Cow<'a, str>, Json<'a>)>),
+}
+
+impl<'a> Json<'a> {
+    /// The member `key` of an object.
+    pub fn get(&self, key: &str) -> Option<&Json<'a>> {
+        match self {
+            Json::Object(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Json::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A non-negative whole number written without fraction or exponent.
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            Json::Number(text) => text.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The same value as a `serde_json::Value` (numbers stay exact).
+    pub fn to_value(&self) -> Value {
+        match self {
+            Json::Null => Value::Null,
+            Json::Bool(b) => Value::Bool(*b),
+            Json::Number(text) => text.parse::<Number>().map(Value::Number).unwrap_or(Value::Null),
+            Json::String(s) => Value::String(s.to_string()),
+            Json::Array(items) => Value::Array(items.iter().map(Json::to_value).collect()),
+            Json::Object(members) => {
+                Value::Object(members.iter().map(|(k, v)| (k.to_string(), v.to_value())).collect::<Map<String, Value>>())
+            }
+        }
+    }
+}
+
 struct StrictValue {
     depth: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for StrictValue {
-    type Value = Value;
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+    type Value = Json<'de>;
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Json<'de>, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
+/// A key or string, borrowed from the input when it has no escapes.
+struct Text;
+
+impl<'de> DeserializeSeed<'de> for Text {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Cow<'de, str>, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Text {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
 impl<'de> Visitor<'de> for StrictValue {
-    type Value = Value;
+    type Value = Json<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
+    fn visit_bool<E>(self, v: bool) -> Result<Json<'de>, E> {
+        Ok(Json::Bool(v))
     }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::Number(v.into()))
+    fn visit_i64<E>(self, v: i64) -> Result<Json<'de>, E> {
+        Ok(Json::Number(Cow::Owned(v.to_string())))
     }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::Number(v.into()))
+    fn visit_u64<E>(self, v: u64) -> Result<Json<'de>, E> {
+        Ok(Json::Number(Cow::Owned(v.to_string())))
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        Number::from_f64(v).map(Value::Number).ok_or_else(|| E::custom("not a finite number"))
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json<'de>, E> {
+        // Unreachable with `arbitrary_precision`, which hands numbers over as text.
+        Err(E::custom(format!("the number {v} would lose precision")))
     }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Json<'de>, E> {
+        Ok(Json::String(Cow::Borrowed(v)))
     }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
+    fn visit_str<E>(self, v: &str) -> Result<Json<'de>, E> {
+        Ok(Json::String(Cow::Owned(v.to_owned())))
     }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_string<E>(self, v: String) -> Result<Json<'de>, E> {
+        Ok(Json::String(Cow::Owned(v)))
     }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_unit<E>(self) -> Result<Json<'de>, E> {
+        Ok(Json::Null)
+    }
+    fn visit_none<E>(self) -> Result<Json<'de>, E> {
+        Ok(Json::Null)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
         let depth = self.depth + 1;
         if depth > MAX_DEPTH {
             return Err(de::Error::custom(DEPTH_MARK));
@@ -72,40 +154,40 @@ impl<'de> Visitor<'de> for StrictValue {
         while let Some(item) = seq.next_element_seed(StrictValue { depth })? {
             items.push(item);
         }
-        Ok(Value::Array(items))
+        Ok(Json::Array(items))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
-        let Some(first_key) = access.next_key::<String>()? else {
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Json<'de>, A::Error> {
+        let Some(first_key) = access.next_key_seed(Text)? else {
             if self.depth + 1 > MAX_DEPTH {
                 return Err(de::Error::custom(DEPTH_MARK));
             }
-            return Ok(Value::Object(Map::new()));
+            return Ok(Json::Object(Vec::new()));
         };
         if first_key == NUMBER_TOKEN {
             let text: String = access.next_value()?;
-            return text.parse::<Number>().map(Value::Number).map_err(de::Error::custom);
+            return Ok(Json::Number(Cow::Owned(text)));
         }
         let depth = self.depth + 1;
         if depth > MAX_DEPTH {
             return Err(de::Error::custom(DEPTH_MARK));
         }
-        let mut map = Map::new();
+        let mut members = Vec::with_capacity(10);
         let first_value = access.next_value_seed(StrictValue { depth })?;
-        map.insert(first_key, first_value);
-        while let Some(key) = access.next_key::<String>()? {
-            if map.contains_key(&key) {
+        members.push((first_key, first_value));
+        while let Some(key) = access.next_key_seed(Text)? {
+            if members.iter().any(|(k, _)| *k == key) {
                 return Err(de::Error::custom(format!("{DUPLICATE_MARK}{key}")));
             }
             let value = access.next_value_seed(StrictValue { depth })?;
-            map.insert(key, value);
+            members.push((key, value));
         }
-        Ok(Value::Object(map))
+        Ok(Json::Object(members))
     }
 }
 
 /// Parses one line into a JSON object, enforcing RULES.md section 10's structural limits.
-pub fn parse_object(raw: &[u8]) -> Result<Map<String, Value>, Rejection> {
+pub fn parse_object(raw: &[u8]) -> Result<Json<'_>, Rejection> {
     if raw.len() > MAX_LINE_BYTES {
         return Err(Rejection::new(
             Reason::LineTooLong,
@@ -124,7 +206,7 @@ pub fn parse_object(raw: &[u8]) -> Result<Map<String, Value>, Rejection> {
         Ok(v)
     });
     match value {
-        Ok(Value::Object(map)) => Ok(map),
+        Ok(object @ Json::Object(_)) => Ok(object),
         Ok(other) => Err(Rejection::new(
             Reason::NotAnObject,
             format!("the line is a JSON {}, but an event must be one JSON object (a CloudEvent in structured mode)", kind_of(&other)),
@@ -152,22 +234,22 @@ fn classify_error(e: &serde_json::Error) -> Rejection {
 }
 
 /// A word for a JSON value's type, for messages.
-pub fn kind_of(value: &Value) -> &'static str {
+pub fn kind_of(value: &Json<'_>) -> &'static str {
     match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
+        Json::Null => "null",
+        Json::Bool(_) => "boolean",
+        Json::Number(_) => "number",
+        Json::String(_) => "string",
+        Json::Array(_) => "array",
+        Json::Object(_) => "object",
     }
 }
 
 /// A 128-bit digest of an event's content (`type` and `data`), equal for equal JSON values:
 /// members in any order, numbers equal in value (`1.50` and `1.5`, `1e3` and `1000`).
-pub fn content_fingerprint(event_type: &str, data: &Value) -> u128 {
-    let mut out = Vec::with_capacity(256);
-    write_canonical(&mut out, &Value::String(event_type.to_owned()));
+pub fn content_fingerprint(event_type: &str, data: &Json<'_>) -> u128 {
+    let mut out = Vec::with_capacity(512);
+    write_canonical(&mut out, &Json::String(Cow::Borrowed(event_type)));
     write_canonical(&mut out, data);
     let digest = Sha256::digest(&out);
     u128::from_be_bytes(digest[..16].try_into().unwrap_or([0; 16]))
@@ -183,36 +265,36 @@ pub fn identity_key(source: &str, id: &str) -> u128 {
     u128::from_be_bytes(digest[..16].try_into().unwrap_or([0; 16]))
 }
 
-fn write_canonical(out: &mut Vec<u8>, value: &Value) {
+fn write_canonical(out: &mut Vec<u8>, value: &Json<'_>) {
     match value {
-        Value::Null => out.push(b'n'),
-        Value::Bool(true) => out.push(b't'),
-        Value::Bool(false) => out.push(b'f'),
-        Value::Number(n) => {
+        Json::Null => out.push(b'n'),
+        Json::Bool(true) => out.push(b't'),
+        Json::Bool(false) => out.push(b'f'),
+        Json::Number(n) => {
             out.push(b'#');
-            out.extend_from_slice(canonical_number(&n.to_string()).as_bytes());
+            out.extend_from_slice(canonical_number(n).as_bytes());
             out.push(b';');
         }
-        Value::String(s) => {
+        Json::String(s) => {
             out.push(b's');
             out.extend_from_slice(&(s.len() as u64).to_be_bytes());
             out.extend_from_slice(s.as_bytes());
         }
-        Value::Array(items) => {
+        Json::Array(items) => {
             out.push(b'[');
             for item in items {
                 write_canonical(out, item);
             }
             out.push(b']');
         }
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
+        Json::Object(members) => {
+            let mut sorted: Vec<&(Cow<'_, str>, Json<'_>)> = members.iter().collect();
+            sorted.sort_by(|a, b| a.0.cmp(&b.0));
             out.push(b'{');
-            for key in keys {
+            for (key, value) in sorted {
                 out.extend_from_slice(&(key.len() as u64).to_be_bytes());
                 out.extend_from_slice(key.as_bytes());
-                write_canonical(out, &map[key]);
+                write_canonical(out, value);
             }
             out.push(b'}');
         }
@@ -292,8 +374,8 @@ mod tests {
 
     #[test]
     fn numbers_keep_their_exact_text() {
-        let map = parse_object(b"{\"n\":1234567890123456789012345678901234567890.25}").unwrap();
-        assert_eq!(map["n"].to_string(), "1234567890123456789012345678901234567890.25");
+        let object = parse_object(b"{\"n\":1234567890123456789012345678901234567890.25}").unwrap();
+        assert_eq!(object.get("n"), Some(&Json::Number("1234567890123456789012345678901234567890.25".into())));
     }
 
     #[test]
@@ -313,7 +395,7 @@ mod tests {
         let b = parse_object(br#"{"x":{"c":[1,2],"b":1.5,"a":"1"}}"#).unwrap();
         let c = parse_object(br#"{"x":{"c":[2,1],"b":1.5,"a":"1"}}"#).unwrap();
         let d = parse_object(br#"{"x":{"c":[1,2],"b":"1.5","a":"1"}}"#).unwrap();
-        let fp = |m: &Map<String, Value>, t: &str| content_fingerprint(t, &m["x"]);
+        let fp = |m: &Json<'_>, t: &str| content_fingerprint(t, m.get("x").unwrap());
         assert_eq!(fp(&a, "deal.created"), fp(&b, "deal.created"));
         assert_ne!(fp(&a, "deal.created"), fp(&c, "deal.created"));
         assert_ne!(fp(&a, "deal.created"), fp(&d, "deal.created"));

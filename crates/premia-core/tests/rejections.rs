@@ -79,14 +79,8 @@ fn case(name: impl Into<String>, raw: Vec<u8>, reason: Reason) -> Case {
 }
 
 impl Case {
-    fn mentions(mut self, text: impl Into<String>) -> Case {
-        self.mentions = Some(text.into());
-        self
-    }
-    fn by_operator(mut self) -> Case {
-        self.admission = Admission::Operator;
-        self
-    }
+    fn mentions(self, text: impl Into<String>) -> Case { Case { mentions: Some(text.into()), ..self } }
+    fn by_operator(self) -> Case { Case { admission: Admission::Operator, ..self } }
 }
 
 fn describe(a: &Admitted) -> String {
@@ -137,12 +131,8 @@ fn accepted(name: &str, raw: &[u8], admission: Admission) {
     }
 }
 
-fn valid_deal_text() -> String {
-    String::from_utf8(bytes(&envelope("deal.created", example("deal.created")))).expect("serde_json writes UTF-8")
-}
-
 fn structural_cases() -> Vec<Case> {
-    let good = valid_deal_text();
+    let good = String::from_utf8(bytes(&envelope("deal.created", example("deal.created")))).expect("serde_json writes UTF-8");
     let mut bad_utf8 = good.clone().into_bytes();
     let at = bad_utf8.windows(3).position(|w| w == b"M-7").expect("the example names manager M-7");
     bad_utf8[at + 1] = 0xff;
@@ -155,7 +145,7 @@ fn structural_cases() -> Vec<Case> {
     accepted("nesting of exactly 64 levels", nested(62).as_bytes(), Admission::Publisher);
     let huge = bytes(&envelope("deal.created", data("deal.created", &[("pad", json!("a".repeat(1 << 20)))])));
     vec![
-        case("truncated JSON", good[..good.len() - 5].as_bytes().to_vec(), Reason::InvalidJson),
+        case("truncated JSON", good.as_bytes()[..good.len() - 5].to_vec(), Reason::InvalidJson),
         case("two objects on one line", format!("{good}{good}").into_bytes(), Reason::InvalidJson),
         case("an array", b"[1,2]".to_vec(), Reason::NotAnObject),
         case("a string", b"\"deal.created\"".to_vec(), Reason::NotAnObject),
@@ -259,7 +249,7 @@ fn amount_cases() -> Vec<Case> {
     let forty = "1234567890123456789012345678901234567890";
     accepted("margin 0", &with("deal.created", "margin", json!("0")), Admission::Publisher);
     accepted("margin equal to amount", &with("deal.created", "margin", json!("1000000.00")), Admission::Publisher);
-    accepted("amount at the cap", &bytes(&envelope("deal.created", data("deal.created", &[("amount", json!("10000000000.00"))]))), Admission::Publisher);
+    accepted("amount at the cap", &with("deal.created", "amount", json!("10000000000.00")), Admission::Publisher);
     accepted("amount as a JSON number", &with("deal.created", "amount", num("1000000.5")), Admission::Publisher);
     accepted("bonus_base 0", &with("plan.assigned", "bonus_base", json!("0")), Admission::Publisher);
     let deal_amount = |v: Value| with("deal.created", "amount", v);
@@ -285,40 +275,21 @@ fn amount_cases() -> Vec<Case> {
 }
 
 #[test]
-fn structural_rejections() {
-    run(&structural_cases(), &mut HashSet::new());
-}
-
+fn structural_rejections() { run(&structural_cases(), &mut HashSet::new()) }
 #[test]
-fn envelope_rejections() {
-    run(&envelope_cases(), &mut HashSet::new());
-}
-
+fn envelope_rejections() { run(&envelope_cases(), &mut HashSet::new()) }
 #[test]
-fn every_required_field_missing_or_null() {
-    run(&missing_field_cases(), &mut HashSet::new());
-}
-
+fn every_required_field_missing_or_null() { run(&missing_field_cases(), &mut HashSet::new()) }
 #[test]
-fn field_type_id_date_period_currency_and_value_rejections() {
-    run(&field_cases(), &mut HashSet::new());
-}
-
+fn field_type_id_date_period_currency_and_value_rejections() { run(&field_cases(), &mut HashSet::new()) }
 #[test]
-fn amount_rejections() {
-    run(&amount_cases(), &mut HashSet::new());
-}
+fn amount_rejections() { run(&amount_cases(), &mut HashSet::new()) }
 
 /// A ledger fed by one publisher, each event with a fresh envelope id.
-struct Ledger {
-    state: LedgerState,
-    next: u32,
-}
+struct Ledger { state: LedgerState, next: u32 }
 
 impl Ledger {
-    fn new() -> Ledger {
-        Ledger { state: LedgerState::new(), next: 0 }
-    }
+    fn new() -> Ledger { Ledger { state: LedgerState::new(), next: 0 } }
 
     fn send(&mut self, ty: &str, changes: &[(&str, Value)]) -> Vec<Folded> {
         self.next += 1;

@@ -1,10 +1,12 @@
 //! JSON Lines in, the four counts of RULES.md section 11 out.
 
 use std::io::BufRead;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use premia_core::event::parse_event;
 use premia_core::fold::{Admitted, Outcome};
-use premia_core::{Admission, EventType};
+use premia_core::{Admission, Event, EventType, Rejection, Scheme};
 use serde::Serialize;
 
 use crate::ledger::{Ledger, LedgerError};
@@ -67,56 +69,119 @@ pub fn tally(counts: &mut Counts, admitted: &Admitted, first_seq: u64) {
     }
 }
 
+/// Lines read and parsed ahead of the fold, on another thread.
+struct ParsedBatch {
+    lines: Vec<(Vec<u8>, Result<Event, Rejection>)>,
+    parsed_with: Arc<Scheme>,
+    bytes_read: u64,
+}
+
 /// Reads JSON Lines from `input` into the ledger: a line ends with `\n` (a `\r` before it is
 /// dropped); a line that is empty or only white space is skipped. Every batch is committed
-/// (flushed) before the next is read; the counts are returned after the last commit.
+/// (flushed) before the next is folded; the counts are returned after the last commit.
 /// `progress` is called with the number of bytes read after each batch.
+///
+/// Parsing and validation need only the line and the scheme, so a second thread reads and
+/// parses the next batch while this one folds and commits the current one. Should a
+/// `scheme.activated` in the input change the scheme, lines parsed under the old one are parsed
+/// again by the fold (see `LedgerState::admit_parsed`), so the result is that of one thread.
 pub fn ingest_reader(
     ledger: &mut Ledger,
-    mut input: impl BufRead,
+    input: impl BufRead + Send,
     options: &IngestOptions,
     mut progress: impl FnMut(u64),
 ) -> Result<Counts, IngestError> {
     let first_seq = ledger.state().next_seq();
     let mut counts = Counts::default();
-    let mut line = Vec::with_capacity(1024);
-    let mut bytes_read = 0u64;
-    let mut lines_in_batch = 0usize;
     let mut last_snapshot_seq = first_seq;
-    loop {
-        line.clear();
-        let n = input.read_until(b'\n', &mut line).map_err(IngestError::Read)?;
-        if n == 0 {
-            break;
-        }
-        bytes_read += n as u64;
-        let mut raw: &[u8] = &line;
-        if let Some(rest) = raw.strip_suffix(b"\n") {
-            raw = rest;
-        }
-        if let Some(rest) = raw.strip_suffix(b"\r") {
-            raw = rest;
-        }
-        if raw.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let admitted = ledger.offer(raw, options.origin, options.admission, now_ms());
-        tally(&mut counts, &admitted, first_seq);
-        lines_in_batch += 1;
-        if lines_in_batch >= options.batch_lines {
+    let started = std::time::Instant::now();
+    let mut commit_time = std::time::Duration::ZERO;
+    let mut snapshot_time = std::time::Duration::ZERO;
+    let scheme_for_parsing = Mutex::new(ledger.state().scheme_shared());
+    let (sender, receiver) = mpsc::sync_channel::<Result<ParsedBatch, std::io::Error>>(2);
+    std::thread::scope(|scope| -> Result<(), IngestError> {
+        let parser = scope.spawn(|| read_and_parse(input, options, &scheme_for_parsing, sender));
+        for batch in receiver {
+            let batch = batch.map_err(IngestError::Read)?;
+            let lines_in_batch = batch.lines.len();
+            for (raw, parsed) in batch.lines {
+                let admitted = ledger.offer_parsed(&raw, parsed, &batch.parsed_with, options.origin, options.admission, now_ms());
+                tally(&mut counts, &admitted, first_seq);
+            }
+            let commit_started = std::time::Instant::now();
             ledger.commit()?;
-            lines_in_batch = 0;
-            progress(bytes_read);
+            commit_time += commit_started.elapsed();
+            tracing::debug!(lines = lines_in_batch, commit_ms = commit_started.elapsed().as_millis() as u64, "batch committed");
+            if let Ok(mut shared) = scheme_for_parsing.lock() {
+                *shared = ledger.state().scheme_shared();
+            }
+            progress(batch.bytes_read);
             if ledger.state().next_seq() - last_snapshot_seq >= options.snapshot_every {
+                let snapshot_started = std::time::Instant::now();
                 ledger.snapshot()?;
+                snapshot_time += snapshot_started.elapsed();
                 last_snapshot_seq = ledger.state().next_seq();
             }
         }
-    }
-    ledger.commit()?;
-    progress(bytes_read);
+        // The channel closes when the parser is done; its panics are ours.
+        if let Err(panic) = parser.join() {
+            std::panic::resume_unwind(panic);
+        }
+        Ok(())
+    })?;
+    tracing::info!(
+        total_ms = started.elapsed().as_millis() as u64,
+        commit_ms = commit_time.as_millis() as u64,
+        snapshot_ms = snapshot_time.as_millis() as u64,
+        "ingest read its input"
+    );
     counts.parked = ledger.state().parked().range(first_seq..).count() as u64;
     Ok(counts)
+}
+
+fn read_and_parse(
+    mut input: impl BufRead,
+    options: &IngestOptions,
+    scheme: &Mutex<Arc<Scheme>>,
+    sender: mpsc::SyncSender<Result<ParsedBatch, std::io::Error>>,
+) {
+    let mut bytes_read = 0u64;
+    loop {
+        let parsed_with = match scheme.lock() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let mut lines = Vec::with_capacity(options.batch_lines);
+        while lines.len() < options.batch_lines {
+            let mut line = Vec::with_capacity(512);
+            match input.read_until(b'\n', &mut line) {
+                Ok(0) => break,
+                Ok(n) => bytes_read += n as u64,
+                Err(e) => {
+                    let _ = sender.send(Err(e));
+                    return;
+                }
+            }
+            if line.ends_with(b"\n") {
+                line.pop();
+            }
+            if line.ends_with(b"\r") {
+                line.pop();
+            }
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let parsed = parse_event(&line, &parsed_with, options.admission);
+            lines.push((line, parsed));
+        }
+        let done = lines.len() < options.batch_lines;
+        if !lines.is_empty() && sender.send(Ok(ParsedBatch { lines, parsed_with, bytes_read })).is_err() {
+            return;
+        }
+        if done {
+            return;
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

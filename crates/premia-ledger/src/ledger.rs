@@ -6,16 +6,22 @@
 //! |------------------------|-------|
 //! | `log` + first seq (BE) | a chunk of log records (see `log`) |
 //! | `rej` + id (BE)        | a line rejected by validation or as a conflict, raw bytes kept |
-//! | `snapshot`             | the fold state and the log position it covers |
 //!
-//! Recovery: load the snapshot (if any), then fold every log record after the position it
-//! covers. The log is only ever appended to, and a batch (its chunk and its rejections) is one
+//! The snapshot of the fold state lives beside the store, in `DIR/snapshot.bin`: it is derived
+//! data (a cache of folding the log), hundreds of megabytes for millions of events, and sled is
+//! built for many small values rather than one huge one. It is written to a temporary file,
+//! synced and renamed, so it is always a whole snapshot of some committed prefix of the log.
+//!
+//! Recovery: load the snapshot (if any, and if it matches the log), then fold every log record
+//! after the position it covers. The log is only ever appended to, and a batch (its chunk and its rejections) is one
 //! atomic sled batch, so after any crash the state is exactly that of a prefix of the log.
 
 use std::path::{Path, PathBuf};
 
 use premia_core::fold::{Admitted, LedgerState, ReplayError};
-use premia_core::{Admission, Reason};
+use std::sync::Arc;
+
+use premia_core::{Admission, Event, Reason, Rejection, Scheme};
 use serde::{Deserialize, Serialize};
 
 use crate::lock::{DirLock, LockError};
@@ -23,7 +29,7 @@ use crate::log::{decode_chunk, encode_record, verify_link, ChunkError, Hash, Log
 
 const LOG_PREFIX: &[u8] = b"log";
 const REJECTION_PREFIX: &[u8] = b"rej";
-const SNAPSHOT_KEY: &[u8] = b"snapshot";
+const SNAPSHOT_FILE: &str = "snapshot.bin";
 /// Bumped whenever the snapshot's layout changes; an old snapshot is then ignored and the state
 /// rebuilt from the log, which never changes format silently.
 const SNAPSHOT_FORMAT: u32 = 1;
@@ -42,6 +48,59 @@ pub enum LedgerError {
     ChainBroken { seq: u64 },
     #[error("a stored record cannot be read: {0}")]
     Decode(String),
+    #[error("cannot write the snapshot in {dir}: {source}. Check free disk space; the log itself is intact")]
+    Snapshot { dir: PathBuf, source: std::io::Error },
+}
+
+fn write_snapshot(dir: &Path, header: &SnapshotHeader, state: &LedgerState) -> std::io::Result<()> {
+    use std::io::Write;
+    let temporary = dir.join("snapshot.tmp");
+    let file = std::fs::File::create(&temporary)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let encode = |e: bincode::Error| std::io::Error::other(e.to_string());
+    bincode::serialize_into(&mut out, header).map_err(encode)?;
+    bincode::serialize_into(&mut out, state).map_err(encode)?;
+    out.flush()?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, dir.join(SNAPSHOT_FILE))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// The stored snapshot, when there is one that this version can read and that matches the log.
+fn load_snapshot(dir: &Path, db: &sled::Db) -> Option<(LedgerState, Hash)> {
+    let file = std::fs::File::open(dir.join(SNAPSHOT_FILE)).ok()?;
+    let mut input = std::io::BufReader::with_capacity(1 << 20, file);
+    let header: SnapshotHeader = bincode::deserialize_from(&mut input).ok()?;
+    if header.format != SNAPSHOT_FORMAT {
+        tracing::warn!("the snapshot is from another version of premia; folding the whole log");
+        return None;
+    }
+    let mut state: LedgerState = match bincode::deserialize_from(&mut input) {
+        Ok(state) => state,
+        Err(e) => {
+            tracing::warn!(error = %e, "the snapshot cannot be read; folding the whole log");
+            return None;
+        }
+    };
+    // A snapshot is only ever written after the log it covers: its last record must be there,
+    // with the same hash. Anything else (a restored backup of one but not the other) is ignored.
+    let last_seq = state.next_seq() - 1;
+    if last_seq > 0 {
+        let mut found = None;
+        let _ = for_each_record(db, dir, last_seq, |record| {
+            if record.seq == last_seq {
+                found = Some(record.hash);
+            }
+            Ok(())
+        });
+        if found != Some(header.last_hash) {
+            tracing::warn!(last_seq, "the snapshot does not match the log; folding the whole log");
+            return None;
+        }
+    }
+    state.after_load();
+    Some((state, header.last_hash))
 }
 
 fn store_error(dir: &Path) -> impl Fn(sled::Error) -> LedgerError + '_ {
@@ -62,10 +121,10 @@ pub struct StoredRejection {
 }
 
 #[derive(Serialize, Deserialize)]
-struct Snapshot {
+struct SnapshotHeader {
     format: u32,
+    /// The hash of the last log record the state covers.
     last_hash: Hash,
-    state: LedgerState,
 }
 
 /// Tuning of the store.
@@ -129,23 +188,14 @@ impl Ledger {
             .path(dir.join("sled"))
             .cache_capacity(options.cache_bytes)
             .flush_every_ms(None)
+            .segment_size(16 << 20)
             .open()
             .map_err(store_error(dir))?;
-        let (mut state, mut last_hash, snapshot_next_seq) = match db.get(SNAPSHOT_KEY).map_err(store_error(dir))? {
-            Some(bytes) => match bincode::deserialize::<Snapshot>(&bytes) {
-                Ok(s) if s.format == SNAPSHOT_FORMAT => {
-                    let mut state = s.state;
-                    state.after_load();
-                    let next = state.next_seq();
-                    (state, s.last_hash, next)
-                }
-                _ => {
-                    tracing::warn!("the stored snapshot is from another version of premia; folding the whole log");
-                    (LedgerState::new(), GENESIS_HASH, 1)
-                }
-            },
-            None => (LedgerState::new(), GENESIS_HASH, 1),
+        let (mut state, mut last_hash) = match load_snapshot(dir, &db) {
+            Some(loaded) => loaded,
+            None => (LedgerState::new(), GENESIS_HASH),
         };
+        let snapshot_next_seq = state.next_seq();
         let from = state.next_seq();
         let mut replayed = 0u64;
         for_each_record(&db, dir, from, |record| {
@@ -191,6 +241,24 @@ impl Ledger {
     /// [`commit`]: Ledger::commit
     pub fn offer(&mut self, raw: &[u8], origin: Origin, admission: Admission, arrived_ms: i64) -> Admitted {
         let admitted = self.state.admit(raw, admission);
+        self.record_admission(raw, origin, arrived_ms, admitted)
+    }
+
+    /// [`offer`](Self::offer) for a line parsed elsewhere under `parsed_with`.
+    pub fn offer_parsed(
+        &mut self,
+        raw: &[u8],
+        parsed: Result<Event, Rejection>,
+        parsed_with: &Arc<Scheme>,
+        origin: Origin,
+        admission: Admission,
+        arrived_ms: i64,
+    ) -> Admitted {
+        let admitted = self.state.admit_parsed(raw, parsed, parsed_with, admission);
+        self.record_admission(raw, origin, arrived_ms, admitted)
+    }
+
+    fn record_admission(&mut self, raw: &[u8], origin: Origin, arrived_ms: i64, admitted: Admitted) -> Admitted {
         match &admitted {
             Admitted::Logged { seq, preamble, .. } => {
                 if let Some(own) = preamble {
@@ -253,10 +321,8 @@ impl Ledger {
         if self.snapshot_next_seq == self.state.next_seq() {
             return Ok(());
         }
-        let snapshot = Snapshot { format: SNAPSHOT_FORMAT, last_hash: self.last_hash, state: self.state.clone() };
-        let bytes = bincode::serialize(&snapshot).map_err(|e| LedgerError::Decode(e.to_string()))?;
-        self.db.insert(SNAPSHOT_KEY, bytes).map_err(store_error(&self.dir))?;
-        self.db.flush().map_err(store_error(&self.dir))?;
+        let header = SnapshotHeader { format: SNAPSHOT_FORMAT, last_hash: self.last_hash };
+        write_snapshot(&self.dir, &header, &self.state).map_err(|source| LedgerError::Snapshot { dir: self.dir.clone(), source })?;
         self.snapshot_next_seq = self.state.next_seq();
         Ok(())
     }

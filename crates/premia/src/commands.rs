@@ -43,8 +43,8 @@ fn progress_bar(len: Option<u64>, what: &str) -> ProgressBar {
 }
 
 pub fn ingest(data_dir: &Path, args: &IngestArgs) -> anyhow::Result<ExitCode> {
-    let (reader, len): (Box<dyn BufRead>, Option<u64>) = if args.input == "-" {
-        (Box::new(BufReader::with_capacity(1 << 20, io::stdin().lock())), None)
+    let (reader, len): (Box<dyn BufRead + Send>, Option<u64>) = if args.input == "-" {
+        (Box::new(BufReader::with_capacity(1 << 20, io::stdin())), None)
     } else {
         let file = File::open(&args.input).with_context(|| format!("cannot open {}; check the path and that it is readable", args.input))?;
         let len = file.metadata().ok().map(|m| m.len());
@@ -55,7 +55,9 @@ pub fn ingest(data_dir: &Path, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     let options = IngestOptions { batch_lines: args.batch_lines as usize, ..IngestOptions::default() };
     let counts = ingest_reader(&mut ledger, reader, &options, |bytes| bar.set_position(bytes))?;
     bar.finish_and_clear();
+    let snapshot_started = std::time::Instant::now();
     ledger.snapshot()?;
+    tracing::info!(snapshot_ms = snapshot_started.elapsed().as_millis() as u64, "snapshot stored");
     print_counts(&counts, args.format);
     Ok(ExitCode::SUCCESS)
 }
