@@ -73,6 +73,7 @@ impl EventType {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[schemars(inline)]
 pub enum PaymentTerms {
     Prepayment,
     Postpayment,
@@ -80,6 +81,7 @@ pub enum PaymentTerms {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[schemars(inline)]
 pub enum Fault {
     Manager,
     Client,

@@ -1,0 +1,37 @@
+//! The JSON Schemas in `schemas/` are generated from premia-core's types. This test fails when
+//! the checked-in copies drift from the types; regenerate them with
+//! `cargo run -p premia -- schemas schemas` and commit the result.
+
+use std::path::Path;
+
+#[test]
+fn checked_in_schemas_match_the_types() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas");
+    let generated = premia_core::schema::all_schema_files();
+    assert_eq!(generated.len(), 7, "one schema per public event type");
+    for (name, text) in &generated {
+        let path = root.join(name);
+        let on_disk = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{} is missing ({e}); run `cargo run -p premia -- schemas schemas`", path.display()));
+        assert_eq!(&on_disk, text, "{} drifted from the types; run `cargo run -p premia -- schemas schemas`", path.display());
+    }
+    let on_disk: Vec<_> = std::fs::read_dir(root.join("events")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(on_disk.len(), generated.len(), "schemas/events holds a file no type generates: {on_disk:?}");
+}
+
+#[test]
+fn schemas_are_2020_12_and_describe_the_contract() {
+    for (name, text) in premia_core::schema::all_schema_files() {
+        let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema", "{name}");
+        let required = schema["properties"]["data"]["required"].as_array().unwrap();
+        assert!(!required.is_empty(), "{name}: data has required fields");
+    }
+    let deal: serde_json::Value = serde_json::from_str(&premia_core::schema::all_schema_files()[0].1).unwrap();
+    let required: Vec<&str> = deal["properties"]["data"]["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(
+        required,
+        ["deal_id", "manager_id", "client_id", "amount", "margin", "currency", "payment_terms", "due_date", "created_on"]
+    );
+    assert_eq!(deal["properties"]["data"]["properties"]["payment_terms"]["enum"], serde_json::json!(["prepayment", "postpayment"]));
+}
