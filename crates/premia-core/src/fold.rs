@@ -185,7 +185,9 @@ pub struct ManagerBook {
     pub plan: Option<Plan>,
     /// Set when the period is closed: the figures the bonus was booked from.
     pub plan_result: Option<PlanFigures>,
-    pub entries: Vec<Entry>,
+    /// How many entries are booked here. The entries themselves are kept by the edge (the
+    /// ledger stores each batch's entries beside its log chunk), not in this state.
+    pub entry_count: u64,
 }
 
 impl ManagerBook {
@@ -193,19 +195,19 @@ impl ManagerBook {
         self.commission + self.clawback + self.fines + self.plan_bonus
     }
 
-    fn book(&mut self, entry: Entry) {
+    fn book(&mut self, entry: &Entry) {
         match entry.kind {
             EntryKind::Commission => self.commission += entry.amount,
             EntryKind::Clawback => self.clawback += entry.amount,
             EntryKind::Fine => self.fines += entry.amount,
             EntryKind::PlanBonus => self.plan_bonus += entry.amount,
         }
-        self.entries.push(entry);
+        self.entry_count += 1;
     }
 
     /// Whether the manager appears on the period's statement.
     pub fn is_visible(&self) -> bool {
-        !self.entries.is_empty() || self.plan.is_some()
+        self.entry_count > 0 || self.plan.is_some()
     }
 }
 
@@ -369,13 +371,8 @@ impl LedgerState {
         let mut books = std::mem::take(&mut self.books);
         for managers in books.values_mut() {
             let owned = std::mem::take(managers);
-            for (manager_id, mut book) in owned {
-                let manager_id = self.intern(&manager_id);
-                for entry in &mut book.entries {
-                    entry.manager_id = manager_id.clone();
-                    entry.source = self.intern(&entry.source);
-                }
-                managers.insert(manager_id, book);
+            for (manager_id, book) in owned {
+                managers.insert(self.intern(&manager_id), book);
             }
         }
         self.books = books;
@@ -678,7 +675,7 @@ impl LedgerState {
         let book = self.book_of(period, &manager_id);
         book.received += p.amount;
         book.margin_received += margin_share;
-        book.book(entry.clone());
+        book.book(&entry);
         if let Some(deal) = self.deals.get_mut(&p.deal_id) {
             deal.paid += p.amount;
         }
@@ -737,7 +734,7 @@ impl LedgerState {
             adjustment_of,
             detail: EntryDetail::Fine { deal_id: c.deal_id.clone() },
         };
-        self.book_of(period, &manager_id).book(entry.clone());
+        self.book_of(period, &manager_id).book(&entry);
         Step::applied(vec![entry], None)
     }
 
@@ -788,7 +785,7 @@ impl LedgerState {
         let book = self.book_of(period, &manager_id);
         book.received -= r.amount;
         book.margin_received -= margin_share;
-        book.book(entry.clone());
+        book.book(&entry);
         if let Some(payment) = self.payments.get_mut(&r.payment_id) {
             payment.refunded += r.amount;
         }
@@ -832,7 +829,7 @@ impl LedgerState {
                         adjustment_of: None,
                         detail: EntryDetail::PlanBonus(figures.clone()),
                     };
-                    book.book(entry.clone());
+                    book.book(&entry);
                     entries.push(entry);
                 }
                 book.plan_result = Some(figures);

@@ -110,16 +110,23 @@ impl LedgerState {
         periods
     }
 
-    /// The statement of one period, for every manager or one.
-    pub fn statement(&self, period: Period, manager: Option<&str>) -> Statement {
+    /// The statement of one period, for every manager or one. `entries` are the entries booked
+    /// in the period, in booking order (the edge keeps them; others are ignored).
+    pub fn statement(&self, period: Period, manager: Option<&str>, entries: &[Entry]) -> Statement {
         let closed = self.is_closed(period);
+        let mut by_manager: std::collections::HashMap<&str, Vec<&Entry>> = std::collections::HashMap::new();
+        for entry in entries.iter().filter(|e| e.period == period) {
+            by_manager.entry(&entry.manager_id).or_default().push(entry);
+        }
         let mut managers = Vec::new();
         if let Some(books) = self.books().get(&period) {
             for (manager_id, book) in books {
                 if !book.is_visible() || manager.is_some_and(|m| m != &**manager_id) {
                     continue;
                 }
-                managers.push(self.manager_statement(manager_id, book, closed));
+                let own = by_manager.remove(&**manager_id).unwrap_or_default();
+                debug_assert_eq!(own.len() as u64, book.entry_count, "the edge supplied the entries of {period} {manager_id}");
+                managers.push(self.manager_statement(manager_id, book, closed, &own));
             }
         }
         Statement {
@@ -130,7 +137,7 @@ impl LedgerState {
         }
     }
 
-    fn manager_statement(&self, manager_id: &str, book: &ManagerBook, closed: bool) -> ManagerStatement {
+    fn manager_statement(&self, manager_id: &str, book: &ManagerBook, closed: bool, entries: &[&Entry]) -> ManagerStatement {
         let plan = book.plan.as_ref().map(|plan| {
             let (figures, status) = match (&book.plan_result, closed) {
                 (Some(f), true) => (f.clone(), "booked"),
@@ -155,7 +162,7 @@ impl LedgerState {
             plan_bonus: book.plan_bonus,
             total: book.total(),
             plan,
-            entries: book.entries.iter().map(|e| self.entry_view(e)).collect(),
+            entries: entries.iter().map(|e| self.entry_view(e)).collect(),
         }
     }
 

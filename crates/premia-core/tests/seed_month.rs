@@ -13,13 +13,17 @@ const EXPECTED: &str = include_str!("../../../tests/data/seed-month.expected.jso
 #[test]
 fn the_seed_month_folds_to_the_expected_figures() {
     let mut state = LedgerState::new();
+    let mut entries = Vec::new();
     let (mut applied, mut duplicates, mut rejected) = (0, 0, 0);
     for line in LINES.lines().filter(|l| !l.trim().is_empty()) {
         match state.admit(line.as_bytes(), Admission::Operator) {
             Admitted::Logged { folded, .. } => {
                 for f in folded {
                     match f.outcome {
-                        Outcome::Applied { .. } => applied += 1,
+                        Outcome::Applied { entries: booked } => {
+                            applied += 1;
+                            entries.extend(booked);
+                        }
                         Outcome::Rejected(_) => rejected += 1,
                         Outcome::Parked { .. } => {}
                     }
@@ -39,7 +43,7 @@ fn the_seed_month_folds_to_the_expected_figures() {
     let statements = expected["statements"].as_object().unwrap();
     assert_eq!(state.periods().iter().map(|p| p.to_string()).collect::<Vec<_>>(), statements.keys().cloned().collect::<Vec<_>>());
     for (period, managers) in statements {
-        let got = serde_json::to_value(state.statement(Period::parse(period).unwrap(), None)).unwrap();
+        let got = serde_json::to_value(state.statement(Period::parse(period).unwrap(), None, &entries)).unwrap();
         let got_managers = got["managers"].as_array().unwrap();
         assert_eq!(got_managers.len(), managers.as_object().unwrap().len(), "{period}");
         for m in got_managers {

@@ -78,7 +78,8 @@ struct ParsedBatch {
 
 /// Reads JSON Lines from `input` into the ledger: a line ends with `\n` (a `\r` before it is
 /// dropped); a line that is empty or only white space is skipped. Every batch is committed
-/// (flushed) before the next is folded; the counts are returned after the last commit.
+/// (written and flushed, by the ledger's writer thread while the next batch is folded); the
+/// counts are returned after the last batch is flushed.
 /// `progress` is called with the number of bytes read after each batch.
 ///
 /// Parsing and validation need only the line and the scheme, so a second thread reads and
@@ -108,10 +109,11 @@ pub fn ingest_reader(
                 let admitted = ledger.offer_parsed(&raw, parsed, &batch.parsed_with, options.origin, options.admission, now_ms());
                 tally(&mut counts, &admitted, first_seq);
             }
+            // The writer thread flushes this batch while the next one is folded.
             let commit_started = std::time::Instant::now();
-            ledger.commit()?;
+            ledger.submit()?;
             commit_time += commit_started.elapsed();
-            tracing::debug!(lines = lines_in_batch, commit_ms = commit_started.elapsed().as_millis() as u64, "batch committed");
+            tracing::debug!(lines = lines_in_batch, wait_ms = commit_started.elapsed().as_millis() as u64, "batch submitted");
             if let Ok(mut shared) = scheme_for_parsing.lock() {
                 *shared = ledger.state().scheme_shared();
             }
@@ -129,9 +131,12 @@ pub fn ingest_reader(
         }
         Ok(())
     })?;
+    let commit_started = std::time::Instant::now();
+    ledger.commit()?;
+    commit_time += commit_started.elapsed();
     tracing::info!(
         total_ms = started.elapsed().as_millis() as u64,
-        commit_ms = commit_time.as_millis() as u64,
+        commit_wait_ms = commit_time.as_millis() as u64,
         snapshot_ms = snapshot_time.as_millis() as u64,
         "ingest read its input"
     );

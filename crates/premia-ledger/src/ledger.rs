@@ -4,8 +4,13 @@
 //!
 //! | key                    | value |
 //! |------------------------|-------|
-//! | `log` + first seq (BE) | a chunk of log records (see `log`) |
+//! | `log` + first seq (BE) | a chunk of log records (see `log`), LZ4-compressed |
+//! | `ent` + first seq (BE) | the entries the records of that chunk booked, LZ4-compressed |
 //! | `rej` + id (BE)        | a line rejected by validation or as a conflict, raw bytes kept |
+//!
+//! Entries are derived data, but they are kept in the store rather than in memory: a statement
+//! reads the entry chunks of its period (an in-memory index says which), and the fold state
+//! holds only totals.
 //!
 //! The snapshot of the fold state lives beside the store, in `DIR/snapshot.bin`: it is derived
 //! data (a cache of folding the log), hundreds of megabytes for millions of events, and sled is
@@ -13,26 +18,28 @@
 //! synced and renamed, so it is always a whole snapshot of some committed prefix of the log.
 //!
 //! Recovery: load the snapshot (if any, and if it matches the log), then fold every log record
-//! after the position it covers. The log is only ever appended to, and a batch (its chunk and its rejections) is one
-//! atomic sled batch, so after any crash the state is exactly that of a prefix of the log.
+//! after the position it covers. The log is only ever appended to, and a batch (its log chunk,
+//! its entries and its rejections) is one atomic sled batch, so after any crash the state is
+//! exactly that of a prefix of the log.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 
-use premia_core::fold::{Admitted, LedgerState, ReplayError};
-use std::sync::Arc;
-
-use premia_core::{Admission, Event, Reason, Rejection, Scheme};
+use premia_core::fold::{Admitted, Entry, Folded, LedgerState, Outcome, ReplayError};
+use premia_core::{Admission, Event, Period, Reason, Rejection, Scheme, Statement};
 use serde::{Deserialize, Serialize};
 
 use crate::lock::{DirLock, LockError};
 use crate::log::{decode_chunk, encode_record, verify_link, ChunkError, Hash, LogRecord, Origin, GENESIS_HASH};
 
 const LOG_PREFIX: &[u8] = b"log";
+const ENTRY_PREFIX: &[u8] = b"ent";
 const REJECTION_PREFIX: &[u8] = b"rej";
 const SNAPSHOT_FILE: &str = "snapshot.bin";
 /// Bumped whenever the snapshot's layout changes; an old snapshot is then ignored and the state
 /// rebuilt from the log, which never changes format silently.
-const SNAPSHOT_FORMAT: u32 = 1;
+const SNAPSHOT_FORMAT: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -52,7 +59,7 @@ pub enum LedgerError {
     Snapshot { dir: PathBuf, source: std::io::Error },
 }
 
-fn write_snapshot(dir: &Path, header: &SnapshotHeader, state: &LedgerState) -> std::io::Result<()> {
+fn write_snapshot(dir: &Path, header: &SnapshotHeader, state: &LedgerState, index: &EntryIndex) -> std::io::Result<()> {
     use std::io::Write;
     let temporary = dir.join("snapshot.tmp");
     let file = std::fs::File::create(&temporary)?;
@@ -60,6 +67,7 @@ fn write_snapshot(dir: &Path, header: &SnapshotHeader, state: &LedgerState) -> s
     let encode = |e: bincode::Error| std::io::Error::other(e.to_string());
     bincode::serialize_into(&mut out, header).map_err(encode)?;
     bincode::serialize_into(&mut out, state).map_err(encode)?;
+    bincode::serialize_into(&mut out, index).map_err(encode)?;
     out.flush()?;
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
@@ -68,7 +76,7 @@ fn write_snapshot(dir: &Path, header: &SnapshotHeader, state: &LedgerState) -> s
 }
 
 /// The stored snapshot, when there is one that this version can read and that matches the log.
-fn load_snapshot(dir: &Path, db: &sled::Db) -> Option<(LedgerState, Hash)> {
+fn load_snapshot(dir: &Path, db: &sled::Db) -> Option<(LedgerState, Hash, EntryIndex)> {
     let file = std::fs::File::open(dir.join(SNAPSHOT_FILE)).ok()?;
     let mut input = std::io::BufReader::with_capacity(1 << 20, file);
     let header: SnapshotHeader = bincode::deserialize_from(&mut input).ok()?;
@@ -76,8 +84,10 @@ fn load_snapshot(dir: &Path, db: &sled::Db) -> Option<(LedgerState, Hash)> {
         tracing::warn!("the snapshot is from another version of premia; folding the whole log");
         return None;
     }
-    let mut state: LedgerState = match bincode::deserialize_from(&mut input) {
-        Ok(state) => state,
+    let decoded = bincode::deserialize_from::<_, LedgerState>(&mut input)
+        .and_then(|state| bincode::deserialize_from::<_, EntryIndex>(&mut input).map(|index| (state, index)));
+    let (mut state, index) = match decoded {
+        Ok(decoded) => decoded,
         Err(e) => {
             tracing::warn!(error = %e, "the snapshot cannot be read; folding the whole log");
             return None;
@@ -87,20 +97,14 @@ fn load_snapshot(dir: &Path, db: &sled::Db) -> Option<(LedgerState, Hash)> {
     // with the same hash. Anything else (a restored backup of one but not the other) is ignored.
     let last_seq = state.next_seq() - 1;
     if last_seq > 0 {
-        let mut found = None;
-        let _ = for_each_record(db, dir, last_seq, |record| {
-            if record.seq == last_seq {
-                found = Some(record.hash);
-            }
-            Ok(())
-        });
+        let found = find_record(db, dir, last_seq).ok().flatten().map(|r| r.hash);
         if found != Some(header.last_hash) {
             tracing::warn!(last_seq, "the snapshot does not match the log; folding the whole log");
             return None;
         }
     }
     state.after_load();
-    Some((state, header.last_hash))
+    Some((state, header.last_hash, index))
 }
 
 fn store_error(dir: &Path) -> impl Fn(sled::Error) -> LedgerError + '_ {
@@ -140,13 +144,34 @@ impl Default for LedgerOptions {
     }
 }
 
-/// Writes not yet committed: one chunk of log records and the rejections that came with them.
+/// Writes not yet committed: one chunk of log records, the entries they booked and the
+/// rejections that came with them.
 #[derive(Default)]
 struct PendingBatch {
     chunk: Vec<u8>,
     first_seq: Option<u64>,
     records: usize,
+    entries: Vec<Entry>,
     rejections: Vec<StoredRejection>,
+}
+
+/// Which chunks hold entries of which period, in order.
+pub type EntryIndex = BTreeMap<Period, Vec<u64>>;
+
+fn index_entries(index: &mut EntryIndex, chunk_seq: u64, entries: &[Entry]) {
+    for entry in entries {
+        let chunks = index.entry(entry.period).or_default();
+        if chunks.last() != Some(&chunk_seq) {
+            chunks.push(chunk_seq);
+        }
+    }
+}
+
+fn applied_entries(folded: &[Folded]) -> impl Iterator<Item = &Entry> {
+    folded.iter().flat_map(|f| match &f.outcome {
+        Outcome::Applied { entries } => entries.as_slice(),
+        _ => &[],
+    })
 }
 
 pub struct Ledger {
@@ -159,11 +184,20 @@ pub struct Ledger {
     pending: PendingBatch,
     /// The log position the stored snapshot covers (its `next_seq`).
     snapshot_next_seq: u64,
+    entry_index: EntryIndex,
+    writer: Writer,
 }
 
 fn log_key(seq: u64) -> [u8; 11] {
     let mut key = [0u8; 11];
     key[..3].copy_from_slice(LOG_PREFIX);
+    key[3..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn entry_key(seq: u64) -> [u8; 11] {
+    let mut key = [0u8; 11];
+    key[..3].copy_from_slice(ENTRY_PREFIX);
     key[3..].copy_from_slice(&seq.to_be_bytes());
     key
 }
@@ -191,18 +225,22 @@ impl Ledger {
             .segment_size(16 << 20)
             .open()
             .map_err(store_error(dir))?;
-        let (mut state, mut last_hash) = match load_snapshot(dir, &db) {
+        let (mut state, mut last_hash, mut entry_index) = match load_snapshot(dir, &db) {
             Some(loaded) => loaded,
-            None => (LedgerState::new(), GENESIS_HASH),
+            None => (LedgerState::new(), GENESIS_HASH, EntryIndex::new()),
         };
         let snapshot_next_seq = state.next_seq();
         let from = state.next_seq();
         let mut replayed = 0u64;
-        for_each_record(&db, dir, from, |record| {
+        // The entries of these records are already stored beside their chunks: only the index
+        // needs them.
+        for_each_record(&db, dir, from, |chunk_seq, record| {
             if !verify_link(&last_hash, &record) {
                 return Err(LedgerError::ChainBroken { seq: record.seq });
             }
-            state.replay(record.seq, &record.raw)?;
+            let folded = state.replay(record.seq, &record.raw)?;
+            let entries: Vec<Entry> = applied_entries(&folded).cloned().collect();
+            index_entries(&mut entry_index, chunk_seq, &entries);
             last_hash = record.hash;
             replayed += 1;
             Ok(())
@@ -216,6 +254,7 @@ impl Ledger {
             .transpose()
             .map_err(store_error(dir))?
             .map_or(1, |(k, _)| seq_of_key(&k) + 1);
+        let writer_db = db.clone();
         Ok(Ledger {
             dir: dir.to_path_buf(),
             _lock: lock,
@@ -225,6 +264,8 @@ impl Ledger {
             next_rejection_id,
             pending: PendingBatch::default(),
             snapshot_next_seq,
+            entry_index,
+            writer: Writer::start(writer_db),
         })
     }
 
@@ -260,11 +301,12 @@ impl Ledger {
 
     fn record_admission(&mut self, raw: &[u8], origin: Origin, arrived_ms: i64, admitted: Admitted) -> Admitted {
         match &admitted {
-            Admitted::Logged { seq, preamble, .. } => {
+            Admitted::Logged { seq, preamble, folded } => {
                 if let Some(own) = preamble {
                     self.append(own.seq, arrived_ms, Origin::Ledger, &own.raw);
                 }
                 self.append(*seq, arrived_ms, origin, raw);
+                self.pending.entries.extend(applied_entries(folded).cloned());
             }
             Admitted::Duplicate => {}
             Admitted::Rejected(rejection) => {
@@ -295,24 +337,34 @@ impl Ledger {
         self.pending.records + self.pending.rejections.len()
     }
 
-    /// Writes everything offered since the last commit as one atomic sled batch and flushes it.
-    /// Only after this returns may anything offered be reported as done (or acknowledged).
-    pub fn commit(&mut self) -> Result<(), LedgerError> {
+    /// Hands everything offered since the last submit to the writer thread, which writes it as
+    /// one atomic sled batch and flushes it, while the caller folds on. Returns the batch's
+    /// ticket for [`wait_durable`](Self::wait_durable). At most two batches wait to be written.
+    pub fn submit(&mut self) -> Result<u64, LedgerError> {
         if self.pending_writes() == 0 {
-            return Ok(());
+            return Ok(self.writer.submitted);
         }
         let pending = std::mem::take(&mut self.pending);
-        let mut batch = sled::Batch::default();
         if let Some(first_seq) = pending.first_seq {
-            batch.insert(&log_key(first_seq), pending.chunk);
+            index_entries(&mut self.entry_index, first_seq, &pending.entries);
         }
-        for rejection in &pending.rejections {
-            let bytes = bincode::serialize(rejection).map_err(|e| LedgerError::Decode(e.to_string()))?;
-            batch.insert(&rejection_key(rejection.id), bytes);
-        }
-        self.db.apply_batch(batch).map_err(store_error(&self.dir))?;
-        self.db.flush().map_err(store_error(&self.dir))?;
-        Ok(())
+        self.writer.submit(pending).map_err(|source| LedgerError::Store { dir: self.dir.clone(), source })
+    }
+
+    /// Blocks until the batch `ticket` (and every batch before it) is flushed to disk.
+    pub fn wait_durable(&self, ticket: u64) -> Result<(), LedgerError> {
+        self.writer.wait(ticket).map_err(|source| LedgerError::Store { dir: self.dir.clone(), source })
+    }
+
+    /// Writes everything offered so far as one atomic sled batch and flushes it. Only after this
+    /// returns may anything offered be reported as done (or acknowledged).
+    pub fn commit(&mut self) -> Result<(), LedgerError> {
+        let ticket = self.submit()?;
+        self.wait_durable(ticket)
+    }
+
+    fn wait_all_durable(&self) -> Result<(), LedgerError> {
+        self.wait_durable(self.writer.submitted)
     }
 
     /// Stores the fold state so the next open need not fold the whole log. Commits first.
@@ -322,7 +374,7 @@ impl Ledger {
             return Ok(());
         }
         let header = SnapshotHeader { format: SNAPSHOT_FORMAT, last_hash: self.last_hash };
-        write_snapshot(&self.dir, &header, &self.state).map_err(|source| LedgerError::Snapshot { dir: self.dir.clone(), source })?;
+        write_snapshot(&self.dir, &header, &self.state, &self.entry_index).map_err(|source| LedgerError::Snapshot { dir: self.dir.clone(), source })?;
         self.snapshot_next_seq = self.state.next_seq();
         Ok(())
     }
@@ -339,11 +391,34 @@ impl Ledger {
         let mut state = LedgerState::new();
         let mut last_hash = GENESIS_HASH;
         let mut records = 0u64;
-        for_each_record(&self.db, &self.dir, 1, |record| {
+        let mut index = EntryIndex::new();
+        let mut entries_identical = true;
+        // The entries of the chunk being folded; compared with (and if need be written over)
+        // the stored ones when the next chunk starts.
+        let mut chunk: Option<(u64, Vec<Entry>)> = None;
+        let db = self.db.clone();
+        let dir = self.dir.clone();
+        let mut settle = |chunk_seq: u64, entries: Vec<Entry>, index: &mut EntryIndex| -> Result<(), LedgerError> {
+            let stored = read_entries(&db, &dir, chunk_seq)?;
+            if stored != entries {
+                entries_identical = false;
+                let bytes = bincode::serialize(&entries).map_err(|e| LedgerError::Decode(e.to_string()))?;
+                db.insert(entry_key(chunk_seq), lz4_flex::compress_prepend_size(&bytes)).map_err(store_error(&dir))?;
+            }
+            index_entries(index, chunk_seq, &entries);
+            Ok(())
+        };
+        for_each_record(&self.db, &self.dir, 1, |chunk_seq, record| {
             if !verify_link(&last_hash, &record) {
                 return Err(LedgerError::ChainBroken { seq: record.seq });
             }
-            state.replay(record.seq, &record.raw)?;
+            if chunk.as_ref().is_some_and(|(seq, _)| *seq != chunk_seq) {
+                if let Some((seq, entries)) = chunk.take() {
+                    settle(seq, entries, &mut index)?;
+                }
+            }
+            let folded = state.replay(record.seq, &record.raw)?;
+            chunk.get_or_insert_with(|| (chunk_seq, Vec::new())).1.extend(applied_entries(&folded).cloned());
             last_hash = record.hash;
             records += 1;
             if records % 65_536 == 0 {
@@ -351,33 +426,51 @@ impl Ledger {
             }
             Ok(())
         })?;
+        if let Some((seq, entries)) = chunk.take() {
+            settle(seq, entries, &mut index)?;
+        }
+        self.db.flush().map_err(store_error(&self.dir))?;
         progress(records);
-        let identical = state == self.state && last_hash == self.last_hash;
+        let identical = state == self.state && last_hash == self.last_hash && entries_identical && index == self.entry_index;
         self.state = state;
         self.last_hash = last_hash;
+        self.entry_index = index;
         self.snapshot_next_seq = 0;
         self.snapshot()?;
         Ok(RebuildReport { records, identical })
     }
 
-    /// The log record with sequence number `seq`.
+    /// The log record with sequence number `seq` (once it is written).
     pub fn record(&self, seq: u64) -> Result<Option<LogRecord>, LedgerError> {
-        let Some(entry) = self.db.range(..=log_key(seq)).next_back() else { return Ok(None) };
-        let (key, chunk) = entry.map_err(store_error(&self.dir))?;
-        if !key.starts_with(LOG_PREFIX) {
-            return Ok(None);
-        }
-        let records = decode_chunk(seq_of_key(&key), &chunk)?;
-        Ok(records.into_iter().find(|r| r.seq == seq))
+        self.wait_all_durable()?;
+        find_record(&self.db, &self.dir, seq)
     }
 
-    /// Every log record from `from_seq` on, in order.
-    pub fn for_each_record(&self, from_seq: u64, f: impl FnMut(LogRecord) -> Result<(), LedgerError>) -> Result<(), LedgerError> {
+    /// Every log record from `from_seq` on, in order, with the first seq of its chunk.
+    pub fn for_each_record(&self, from_seq: u64, f: impl FnMut(u64, LogRecord) -> Result<(), LedgerError>) -> Result<(), LedgerError> {
         for_each_record(&self.db, &self.dir, from_seq, f)
+    }
+
+    /// The entries booked in `period`, in booking order (committed ones and pending ones).
+    pub fn entries_of(&self, period: Period) -> Result<Vec<Entry>, LedgerError> {
+        self.wait_all_durable()?;
+        let mut entries = Vec::new();
+        for &chunk_seq in self.entry_index.get(&period).map(Vec::as_slice).unwrap_or_default() {
+            entries.extend(read_entries(&self.db, &self.dir, chunk_seq)?.into_iter().filter(|e| e.period == period));
+        }
+        entries.extend(self.pending.entries.iter().filter(|e| e.period == period).cloned());
+        Ok(entries)
+    }
+
+    /// The statement of a period, as `LedgerState::statement` with the stored entries.
+    pub fn statement(&self, period: Period, manager: Option<&str>) -> Result<Statement, LedgerError> {
+        let entries = self.entries_of(period)?;
+        Ok(self.state.statement(period, manager, &entries))
     }
 
     /// The stored rejections, oldest first.
     pub fn rejections(&self) -> Result<Vec<StoredRejection>, LedgerError> {
+        self.wait_all_durable()?;
         self.db
             .scan_prefix(REJECTION_PREFIX)
             .values()
@@ -389,6 +482,7 @@ impl Ledger {
     }
 
     pub fn rejection(&self, id: u64) -> Result<Option<StoredRejection>, LedgerError> {
+        self.wait_all_durable()?;
         match self.db.get(rejection_key(id)).map_err(store_error(&self.dir))? {
             Some(bytes) => bincode::deserialize(&bytes).map(Some).map_err(|e| LedgerError::Decode(e.to_string())),
             None => Ok(None),
@@ -396,12 +490,31 @@ impl Ledger {
     }
 }
 
-/// Calls `f` for every log record with `seq >= from_seq`, in order.
+fn read_entries(db: &sled::Db, dir: &Path, chunk_seq: u64) -> Result<Vec<Entry>, LedgerError> {
+    let Some(value) = db.get(entry_key(chunk_seq)).map_err(store_error(dir))? else { return Ok(Vec::new()) };
+    let bytes = lz4_flex::decompress_size_prepended(&value).map_err(|e| LedgerError::Decode(format!("entries of chunk {chunk_seq}: {e}")))?;
+    bincode::deserialize(&bytes).map_err(|e| LedgerError::Decode(format!("entries of chunk {chunk_seq}: {e}")))
+}
+
+fn decode_stored_chunk(chunk_seq: u64, value: &[u8]) -> Result<Vec<LogRecord>, LedgerError> {
+    let bytes = lz4_flex::decompress_size_prepended(value)
+        .map_err(|_| ChunkError { chunk_seq, offset: 0, what: "the compressed chunk does not decompress" })?;
+    Ok(decode_chunk(chunk_seq, &bytes)?)
+}
+
+fn find_record(db: &sled::Db, dir: &Path, seq: u64) -> Result<Option<LogRecord>, LedgerError> {
+    let Some(entry) = db.range(log_key(0)..=log_key(seq)).next_back() else { return Ok(None) };
+    let (key, chunk) = entry.map_err(store_error(dir))?;
+    let records = decode_stored_chunk(seq_of_key(&key), &chunk)?;
+    Ok(records.into_iter().find(|r| r.seq == seq))
+}
+
+/// Calls `f(chunk_seq, record)` for every log record with `seq >= from_seq`, in order.
 fn for_each_record(
     db: &sled::Db,
     dir: &Path,
     from_seq: u64,
-    mut f: impl FnMut(LogRecord) -> Result<(), LedgerError>,
+    mut f: impl FnMut(u64, LogRecord) -> Result<(), LedgerError>,
 ) -> Result<(), LedgerError> {
     // The chunk holding `from_seq` starts at or before it.
     let start = match db.range(..=log_key(from_seq)).next_back() {
@@ -416,9 +529,10 @@ fn for_each_record(
         if !key.starts_with(LOG_PREFIX) {
             break;
         }
-        for record in decode_chunk(seq_of_key(&key), &chunk)? {
+        let chunk_seq = seq_of_key(&key);
+        for record in decode_stored_chunk(chunk_seq, &chunk)? {
             if record.seq >= from_seq {
-                f(record)?;
+                f(chunk_seq, record)?;
             }
         }
     }
@@ -430,4 +544,103 @@ pub struct RebuildReport {
     pub records: u64,
     /// Whether folding the log from nothing gave exactly the state the ledger held.
     pub identical: bool,
+}
+
+/// The thread that writes and flushes committed batches, so that folding the next batch overlaps
+/// the disk. Batches are written in the order submitted; a failure stops all later writes.
+struct Writer {
+    sender: Option<mpsc::SyncSender<(u64, PendingBatch)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    progress: Arc<(Mutex<WriterProgress>, Condvar)>,
+    submitted: u64,
+}
+
+#[derive(Default)]
+struct WriterProgress {
+    durable: u64,
+    failure: Option<sled::Error>,
+}
+
+impl Writer {
+    fn start(db: sled::Db) -> Writer {
+        let (sender, receiver) = mpsc::sync_channel::<(u64, PendingBatch)>(2);
+        let progress = Arc::new((Mutex::new(WriterProgress::default()), Condvar::new()));
+        let shared = progress.clone();
+        let thread = std::thread::Builder::new()
+            .name("premia-writer".into())
+            .spawn(move || {
+                for (ticket, pending) in receiver {
+                    let result = write_batch(&db, pending);
+                    let (lock, condvar) = &*shared;
+                    let mut state = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    match result {
+                        Ok(()) if state.failure.is_none() => state.durable = ticket,
+                        Ok(()) => {}
+                        Err(e) => state.failure = Some(e),
+                    }
+                    condvar.notify_all();
+                }
+            })
+            .ok();
+        Writer { sender: Some(sender), thread, progress, submitted: 0 }
+    }
+
+    fn submit(&mut self, pending: PendingBatch) -> Result<u64, sled::Error> {
+        self.check()?;
+        let ticket = self.submitted + 1;
+        match &self.sender {
+            Some(sender) if self.thread.is_some() && sender.send((ticket, pending)).is_ok() => {}
+            _ => return Err(sled::Error::ReportableBug("the ledger's writer thread is gone".into())),
+        }
+        self.submitted = ticket;
+        Ok(ticket)
+    }
+
+    fn check(&self) -> Result<(), sled::Error> {
+        let state = self.progress.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match &state.failure {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    fn wait(&self, ticket: u64) -> Result<(), sled::Error> {
+        let (lock, condvar) = &*self.progress;
+        let mut state = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        while state.durable < ticket && state.failure.is_none() {
+            state = condvar.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        match &state.failure {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the channel lets the thread finish what it was given, then end.
+        self.sender = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn write_batch(db: &sled::Db, pending: PendingBatch) -> Result<(), sled::Error> {
+    let encode = |e: bincode::Error| sled::Error::Unsupported(format!("cannot encode a batch: {e}"));
+    let mut batch = sled::Batch::default();
+    if let Some(first_seq) = pending.first_seq {
+        batch.insert(&log_key(first_seq), lz4_flex::compress_prepend_size(&pending.chunk));
+        if !pending.entries.is_empty() {
+            let bytes = bincode::serialize(&pending.entries).map_err(encode)?;
+            batch.insert(&entry_key(first_seq), lz4_flex::compress_prepend_size(&bytes));
+        }
+    }
+    for rejection in &pending.rejections {
+        batch.insert(&rejection_key(rejection.id), bincode::serialize(rejection).map_err(encode)?);
+    }
+    db.apply_batch(batch)?;
+    db.flush()?;
+    Ok(())
 }

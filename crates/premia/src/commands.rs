@@ -83,7 +83,7 @@ fn print_counts(counts: &Counts, format: Format) {
 pub fn statement(data_dir: &Path, args: &StatementArgs) -> anyhow::Result<ExitCode> {
     let period = parse_period(&args.period)?;
     let ledger = open(data_dir, "statement")?;
-    let statement = ledger.state().statement(period, args.manager.as_deref());
+    let statement = ledger.statement(period, args.manager.as_deref())?;
     let mut out = io::stdout().lock();
     match args.format {
         StatementFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&statement)?)?,
@@ -149,20 +149,35 @@ pub fn close(data_dir: &Path, args: &CloseArgs) -> anyhow::Result<ExitCode> {
 
 pub fn rejected(data_dir: &Path, args: &RejectedArgs) -> anyhow::Result<ExitCode> {
     let ledger = open(data_dir, "rejected")?;
-    let items = render::rejections(&ledger)?;
     if let Some(wanted) = &args.raw {
-        let Some(item) = items.iter().find(|i| &i.reference == wanted) else {
-            bail!("no rejection {wanted:?}; `premia rejected` lists the refs (rej:N for refused lines, seq:N for logged events a rule refused)");
-        };
-        io::stdout().lock().write_all(&item.raw)?;
+        let raw = raw_of(&ledger, wanted)?.with_context(|| {
+            format!("no rejection {wanted:?}; `premia rejected` lists the refs (rej:N for refused lines, seq:N for logged events a rule refused)")
+        })?;
+        io::stdout().lock().write_all(&raw)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let items = render::rejections(&ledger)?;
     let mut out = io::stdout().lock();
     match args.format {
         Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&items.iter().map(render::RejectionItem::to_json).collect::<Vec<_>>())?)?,
         Format::Text => render::rejections_text(&items, &mut out)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The bytes received for a rejection ref: `rej:N` (refused before the log) or `seq:N` (a logged
+/// event a rule refused).
+fn raw_of(ledger: &Ledger, reference: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    if let Some(id) = reference.strip_prefix("rej:").and_then(|n| n.parse::<u64>().ok()) {
+        return Ok(ledger.rejection(id)?.map(|r| r.raw));
+    }
+    if let Some(seq) = reference.strip_prefix("seq:").and_then(|n| n.parse::<u64>().ok()) {
+        if ledger.state().rejected_by_rule().contains_key(&seq) {
+            return Ok(ledger.record(seq)?.map(|r| r.raw));
+        }
+        return Ok(None);
+    }
+    Ok(None)
 }
 
 pub fn pending(data_dir: &Path, format: Format) -> anyhow::Result<ExitCode> {
@@ -252,7 +267,7 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     ledger.snapshot()?;
     let periods = ledger.state().periods();
     if args.format == Format::Json {
-        let statements: Vec<_> = periods.iter().map(|p| ledger.state().statement(*p, None)).collect();
+        let statements = periods.iter().map(|p| ledger.statement(*p, None)).collect::<Result<Vec<_>, _>>()?;
         println!("{}", serde_json::to_string_pretty(&json!({"counts": counts, "statements": statements}))?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -262,7 +277,7 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let mut out = io::stdout().lock();
     for period in &periods {
         writeln!(out)?;
-        render::statement_text(&ledger.state().statement(*period, None), &mut out)?;
+        render::statement_text(&ledger.statement(*period, None)?, &mut out)?;
     }
     writeln!(out, "\nWhat to try next:")?;
     let d = if args.keep.is_some() { format!(" --data-dir {}", dir.display()) } else { " --data-dir DIR".to_string() };
