@@ -293,15 +293,15 @@ pub struct LedgerState {
     #[serde(skip, default = "default_calendar")]
     calendar: Arc<Calendar>,
     /// identity (source, id) -> content fingerprint, for every logged event.
-    seen: HashMap<u128, u128>,
-    deals: HashMap<Id, Deal>,
-    payments: HashMap<Id, Payment>,
-    refunds: HashSet<Id>,
+    seen: FastMap<u128, u128>,
+    deals: FastMap<Id, Deal>,
+    payments: FastMap<Id, Payment>,
+    refunds: FastSet<Id>,
     /// Closed periods and the sequence number of the event that closed each.
     closed: BTreeMap<Period, u64>,
     books: BTreeMap<Period, BTreeMap<Id, ManagerBook>>,
     parked: BTreeMap<u64, Parked>,
-    waiting: HashMap<WaitKey, Vec<u64>>,
+    waiting: FastMap<WaitKey, Vec<u64>>,
     rejected_by_rule: BTreeMap<u64, (EventType, Rejection)>,
     /// Sequence numbers of the `scheme.activated` records, in order.
     scheme_history: Vec<u64>,
@@ -312,13 +312,19 @@ pub struct LedgerState {
 
 /// A cache of shared names. It changes no outcome, so two states are equal whatever it holds.
 #[derive(Debug, Clone, Default)]
-struct Interner(HashSet<Id>);
+struct Interner(FastSet<Id>);
 
 impl PartialEq for Interner {
     fn eq(&self, _: &Interner) -> bool {
         true
     }
 }
+
+/// Hash maps keyed by ids: foldhash (randomly seeded, so no adversarial key set is known in
+/// advance) is several times faster than SipHash on short keys. Nothing iterates them to decide
+/// an outcome, so their order never matters.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
 fn default_calendar() -> Arc<Calendar> {
     Arc::new(Scheme::default_scheme().calendar())
@@ -340,14 +346,14 @@ impl LedgerState {
             calendar: Arc::new(scheme.calendar()),
             scheme: Arc::new(scheme),
             scheme_seq: None,
-            seen: HashMap::new(),
-            deals: HashMap::new(),
-            payments: HashMap::new(),
-            refunds: HashSet::new(),
+            seen: FastMap::default(),
+            deals: FastMap::default(),
+            payments: FastMap::default(),
+            refunds: FastSet::default(),
             closed: BTreeMap::new(),
             books: BTreeMap::new(),
             parked: BTreeMap::new(),
-            waiting: HashMap::new(),
+            waiting: FastMap::default(),
             rejected_by_rule: BTreeMap::new(),
             scheme_history: Vec::new(),
             names: Interner::default(),

@@ -99,25 +99,31 @@ pub fn ingest_reader(
     let mut commit_time = std::time::Duration::ZERO;
     let mut snapshot_time = std::time::Duration::ZERO;
     let scheme_for_parsing = Mutex::new(ledger.state().scheme_shared());
-    let (sender, receiver) = mpsc::sync_channel::<Result<ParsedBatch, std::io::Error>>(2);
+    let (sender, receiver) = mpsc::sync_channel::<Result<ParsedBatch, std::io::Error>>(4);
+    let parse_lines = options.batch_lines.min(PARSE_CHUNK_LINES);
+    let mut lines_in_batch = 0usize;
     std::thread::scope(|scope| -> Result<(), IngestError> {
-        let parser = scope.spawn(|| read_and_parse(input, options, &scheme_for_parsing, sender));
-        for batch in receiver {
-            let batch = batch.map_err(IngestError::Read)?;
-            let lines_in_batch = batch.lines.len();
-            for (raw, parsed) in batch.lines {
-                let admitted = ledger.offer_parsed(&raw, parsed, &batch.parsed_with, options.origin, options.admission, now_ms());
+        let parser = scope.spawn(|| read_and_parse(input, parse_lines, options.admission, &scheme_for_parsing, sender));
+        for chunk in receiver {
+            let chunk = chunk.map_err(IngestError::Read)?;
+            for (raw, parsed) in chunk.lines {
+                let admitted = ledger.offer_parsed(&raw, parsed, &chunk.parsed_with, options.origin, options.admission, now_ms());
                 tally(&mut counts, &admitted, first_seq);
+                lines_in_batch += 1;
+            }
+            if let Ok(mut shared) = scheme_for_parsing.lock() {
+                *shared = ledger.state().scheme_shared();
+            }
+            if lines_in_batch < options.batch_lines {
+                continue;
             }
             // The writer thread flushes this batch while the next one is folded.
             let commit_started = std::time::Instant::now();
             ledger.submit()?;
             commit_time += commit_started.elapsed();
             tracing::debug!(lines = lines_in_batch, wait_ms = commit_started.elapsed().as_millis() as u64, "batch submitted");
-            if let Ok(mut shared) = scheme_for_parsing.lock() {
-                *shared = ledger.state().scheme_shared();
-            }
-            progress(batch.bytes_read);
+            lines_in_batch = 0;
+            progress(chunk.bytes_read);
             if ledger.state().next_seq() - last_snapshot_seq >= options.snapshot_every {
                 let snapshot_started = std::time::Instant::now();
                 ledger.snapshot()?;
@@ -144,9 +150,14 @@ pub fn ingest_reader(
     Ok(counts)
 }
 
+/// Lines per message from the parser thread: small, so that few parsed events wait in memory,
+/// whatever the commit batch size.
+const PARSE_CHUNK_LINES: usize = 1024;
+
 fn read_and_parse(
     mut input: impl BufRead,
-    options: &IngestOptions,
+    chunk_lines: usize,
+    admission: Admission,
     scheme: &Mutex<Arc<Scheme>>,
     sender: mpsc::SyncSender<Result<ParsedBatch, std::io::Error>>,
 ) {
@@ -156,8 +167,8 @@ fn read_and_parse(
             Ok(s) => s.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         };
-        let mut lines = Vec::with_capacity(options.batch_lines);
-        while lines.len() < options.batch_lines {
+        let mut lines = Vec::with_capacity(chunk_lines);
+        while lines.len() < chunk_lines {
             let mut line = Vec::with_capacity(512);
             match input.read_until(b'\n', &mut line) {
                 Ok(0) => break,
@@ -176,10 +187,10 @@ fn read_and_parse(
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let parsed = parse_event(&line, &parsed_with, options.admission);
+            let parsed = parse_event(&line, &parsed_with, admission);
             lines.push((line, parsed));
         }
-        let done = lines.len() < options.batch_lines;
+        let done = lines.len() < chunk_lines;
         if !lines.is_empty() && sender.send(Ok(ParsedBatch { lines, parsed_with, bytes_read })).is_err() {
             return;
         }

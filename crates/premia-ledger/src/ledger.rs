@@ -140,7 +140,7 @@ pub struct LedgerOptions {
 
 impl Default for LedgerOptions {
     fn default() -> Self {
-        LedgerOptions { cache_bytes: 64 << 20 }
+        LedgerOptions { cache_bytes: 8 << 20 }
     }
 }
 
@@ -218,13 +218,11 @@ impl Ledger {
     /// the state up to the end of the log.
     pub fn open(dir: &Path, options: &LedgerOptions, command: &str) -> Result<Ledger, LedgerError> {
         let lock = DirLock::acquire(dir, command)?;
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir.join("sled"))
             .cache_capacity(options.cache_bytes)
-            .flush_every_ms(None)
-            .segment_size(16 << 20)
-            .open()
-            .map_err(store_error(dir))?;
+            .flush_every_ms(None);
+        let db = open_sled(&config).map_err(store_error(dir))?;
         let (mut state, mut last_hash, mut entry_index) = match load_snapshot(dir, &db) {
             Some(loaded) => loaded,
             None => (LedgerState::new(), GENESIS_HASH, EntryIndex::new()),
@@ -486,6 +484,21 @@ impl Ledger {
         match self.db.get(rejection_key(id)).map_err(store_error(&self.dir))? {
             Some(bytes) => bincode::deserialize(&bytes).map(Some).map_err(|e| LedgerError::Decode(e.to_string())),
             None => Ok(None),
+        }
+    }
+}
+
+/// Opens sled. Our own lock already keeps other processes out, so sled's file lock can only be
+/// held by a handle of this process that was just dropped: sled releases it a moment later on a
+/// background thread. Such a conflict is waited out (up to two seconds); anything else is not.
+fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return other,
         }
     }
 }
