@@ -19,12 +19,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::io::Cursor;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use premia_core::fold::{Admitted, Entry, Parked};
 use premia_core::{Admission, EventType, LedgerState, Outcome, Period};
-use premia_ledger::{ingest_reader, Counts, IngestOptions, Ledger, LedgerError, LedgerOptions};
+use premia_ledger::{ingest_reader, Counts, IngestOptions, Ledger, LedgerOptions};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use rust_decimal::prelude::ToPrimitive;
@@ -78,7 +76,7 @@ fn late_working_days(due: i32, paid: i32) -> u32 {
 }
 
 fn day_from(x: u32) -> i32 {
-    if x % 5 == 0 {
+    if x.is_multiple_of(5) {
         SPECIAL_DAYS[(x / 5) as usize % SPECIAL_DAYS.len()]
     } else {
         (x % (LAST_DAY as u32 + 1)) as i32
@@ -150,17 +148,18 @@ struct Style {
 impl Style {
     fn from_bits(bits: u32) -> Style {
         Style {
-            numeric: (bits >> 1) % 4 == 0,
-            short: (bits >> 3) % 2 == 0,
-            note: (bits >> 4) % 6 == 0,
+            numeric: (bits >> 1).is_multiple_of(4),
+            short: (bits >> 3).is_multiple_of(2),
+            note: (bits >> 4).is_multiple_of(6),
             time: ((bits >> 7) % 3) as u8,
-            reorder: (bits >> 9) % 5 == 0,
-            crlf: (bits >> 12) % 10 == 0,
+            reorder: (bits >> 9).is_multiple_of(5),
+            crlf: (bits >> 12).is_multiple_of(10),
         }
     }
 }
 
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // test data, built once per line
 enum Kind {
     /// Empty or white space: skipped, not counted.
     Blank,
@@ -360,7 +359,7 @@ impl Builder {
 
     fn push_event(&mut self, ev: Ev, bits: u32) {
         self.n_event += 1;
-        let source = if bits % 10 == 0 { "crm/b" } else { "crm/a" };
+        let source = if bits.is_multiple_of(10) { "crm/b" } else { "crm/a" };
         let id = format!("e-{}", self.n_event);
         let style = Style::from_bits(bits);
         self.push_rendered(source.to_string(), id, ev, style);
@@ -381,7 +380,7 @@ impl Builder {
     fn payable_deal_ref(&self, x: u32) -> (String, Option<usize>) {
         let (id, known) = self.deal_ref(x);
         let Some(i) = known else { return (id, known) };
-        if (x >> 20) % 5 == 0 {
+        if (x >> 20).is_multiple_of(5) {
             return (id, known);
         }
         let n = self.deals.len();
@@ -395,7 +394,7 @@ impl Builder {
     /// A plan for a manager and month, aimed at what they received so far (or at random).
     fn plan(&mut self, a: u32, b: u32, c: u32, bits: u32) {
         let mut period = 1 + b % 4;
-        if (b >> 2) % 4 != 0 {
+        if !(b >> 2).is_multiple_of(4) {
             // Mostly a month still open (a plan for a closed one is rejected).
             period = (period..=4).find(|m| !self.closed.contains(m)).unwrap_or(period);
         }
@@ -403,7 +402,7 @@ impl Builder {
         let pick = (a..a + 4).find(|m| received(*m) > 0).unwrap_or(a);
         let manager = format!("M-{}", 1 + pick % 4);
         let so_far = received(pick);
-        let target = if so_far > 0 && c % 4 != 0 {
+        let target = if so_far > 0 && !c.is_multiple_of(4) {
             // Achievement percent / 100, exactly on a tier boundary when the division is exact.
             let percent = [50, 75, 75, 100, 150, 150, 75, 150, 200, 133, 49, 74, 99, 149, 30, 90][(c >> 2) as usize % 16];
             (so_far * 100 / percent).max(1)
@@ -421,9 +420,9 @@ impl Builder {
 
     /// A deal id: mostly an existing one, sometimes one created later or never.
     fn deal_ref(&self, x: u32) -> (String, Option<usize>) {
-        if self.deals.is_empty() || x % 10 == 0 {
+        if self.deals.is_empty() || x.is_multiple_of(10) {
             (format!("D-{}", self.n_deal + 1 + (x as usize >> 4) % 2), None)
-        } else if x % 10 == 1 && (x >> 4) % 4 == 0 {
+        } else if x % 10 == 1 && (x >> 4).is_multiple_of(4) {
             (format!("D-X{}", (x >> 6) % 2), None)
         } else {
             let i = (x as usize >> 4) % self.deals.len();
@@ -447,10 +446,10 @@ impl Builder {
                     1 => amount,
                     _ => (amount * i128::from((c >> 8) % 100) / 100 + i128::from((c >> 16) % 7)).min(amount),
                 };
-                let prepay = (a >> 1) % 2 == 0;
+                let prepay = (a >> 1).is_multiple_of(2);
                 let due = day_from(a >> 4);
                 let created = clamp_day(due - ((a >> 12) % 30) as i32);
-                let reuse = a % 20 == 0 && !self.deals.is_empty();
+                let reuse = a.is_multiple_of(20) && !self.deals.is_empty();
                 let id = if reuse {
                     self.deals[(a as usize >> 5) % self.deals.len()].id.clone()
                 } else {
@@ -506,7 +505,7 @@ impl Builder {
                 self.push_event(Ev::Pay { id, deal, amount, on }, bits);
             }
             50..=59 => {
-                let (target, likely) = if self.payments.is_empty() || a % 8 == 0 {
+                let (target, likely) = if self.payments.is_empty() || a.is_multiple_of(8) {
                     let id = format!("P-{}", self.n_pay + 1 + (a as usize >> 3) % 2);
                     (GenPayment { id, amount: 1 + i128::from(b % 100_000), on: day_from(c), manager: None, refunded: 0 }, None)
                 } else if a % 8 == 1 && !self.other_payments.is_empty() {
@@ -544,7 +543,7 @@ impl Builder {
             }
             60..=64 => {
                 let (deal, _) = self.deal_ref(a);
-                let days = (c % 2 == 0).then_some(c % 30);
+                let days = c.is_multiple_of(2).then_some(c % 30);
                 self.push_event(Ev::Late { deal, as_of: day_from(b), days }, bits);
             }
             65..=69 => {
@@ -553,7 +552,7 @@ impl Builder {
                     self.deals[i].cancelled = true;
                 }
                 let fault = ["manager", "client", "other"][(c % 3) as usize];
-                let reason = ((c >> 3) % 2 == 0).then_some("the client changed their mind");
+                let reason = (c >> 3).is_multiple_of(2).then_some("the client changed their mind");
                 self.push_event(Ev::Cancel { deal, on: day_from(b), fault, reason }, bits);
             }
             70..=79 => self.plan(a, b, c, bits),
@@ -561,7 +560,7 @@ impl Builder {
                 // Earlier months are closed more often; half the time a plan aimed at what the
                 // manager received comes just before.
                 let period = 1 + (a % 4).min((a >> 2) % 4);
-                if (a >> 4) % 2 == 0 {
+                if (a >> 4).is_multiple_of(2) {
                     self.plan(b, period - 1, c | 1, bits.rotate_left(3));
                 }
                 self.push_event(Ev::Close { period }, bits);
@@ -574,13 +573,13 @@ impl Builder {
                     unreachable!()
                 };
                 let respelled = Style {
-                    short: if b % 2 == 0 { style.short } else { !style.short },
-                    reorder: (b >> 1) % 2 == 0,
+                    short: if b.is_multiple_of(2) { style.short } else { !style.short },
+                    reorder: (b >> 1).is_multiple_of(2),
                     time: ((b >> 2) % 3) as u8,
-                    crlf: (b >> 4) % 4 == 0,
+                    crlf: (b >> 4).is_multiple_of(4),
                     ..style
                 };
-                let source = if (b >> 6) % 8 == 0 { if source == "crm/a" { "crm/b".to_string() } else { "crm/a".to_string() } } else { source };
+                let source = if (b >> 6).is_multiple_of(8) { if source == "crm/a" { "crm/b".to_string() } else { "crm/a".to_string() } } else { source };
                 self.push_rendered(source, id, ev, respelled);
             }
             92..=95 if !self.events.is_empty() => {
@@ -700,30 +699,12 @@ fn stream(len: std::ops::Range<usize>) -> impl Strategy<Value = Stream> {
 // ------------------------------------------------------------------------------------------
 // Driving the real ledger.
 
-/// Reopens that had to wait for sled to let go of its file lock (see `open`).
-static LOCK_WAITS: AtomicUsize = AtomicUsize::new(0);
-
-/// Opens the ledger in `dir`.
-///
-/// sled 0.34 releases its own lock on `DIR/sled/db` a moment after the last `Db` handle is
-/// dropped (its I/O threads finish asynchronously: spacejam/sled#1234, #1289), so opening the
-/// same dir right after dropping a `Ledger` in the same process fails now and then (about one
-/// reopen in two thousand here) with "could not acquire lock ... WouldBlock". That transient,
-/// and only that, is waited out for up to two seconds; any other error, or a lock still held
-/// after that, fails the test.
+/// Opens the ledger in `dir`. Reopening right after a drop in the same process must work:
+/// `Ledger::open` waits out the moment sled 0.34 takes to release its own file lock.
 fn open(dir: &Path) -> Ledger {
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        match Ledger::open(dir, &LedgerOptions::default(), "test") {
-            Ok(ledger) => return ledger,
-            Err(e @ LedgerError::Store { .. }) if format!("{e:?}").contains("could not acquire lock") && Instant::now() < deadline => {
-                if LOCK_WAITS.fetch_add(1, Ordering::Relaxed) == 0 {
-                    eprintln!("note: waiting for sled to release its file lock after a drop: {e}");
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => panic!("the ledger does not open: {e:?}"),
-        }
+    match Ledger::open(dir, &LedgerOptions::default(), "test") {
+        Ok(ledger) => ledger,
+        Err(e) => panic!("the ledger does not open: {e:?}"),
     }
 }
 
@@ -837,7 +818,7 @@ fn check_totals(view: &View) -> Result<(), TestCaseError> {
             prop_assert_eq!(total, commission + clawback + fines + plan_bonus, "{} {}: total does not add up: {}", period, m["manager_id"], m);
             let entries = m["entries"].as_array().expect("entries");
             let sum_of = |kind: Option<&str>| -> Decimal {
-                entries.iter().filter(|e| kind.map_or(true, |k| e["kind"] == k)).map(|e| decimal(&e["amount"])).sum()
+                entries.iter().filter(|e| kind.is_none_or(|k| e["kind"] == k)).map(|e| decimal(&e["amount"])).sum()
             };
             prop_assert_eq!(total, sum_of(None), "{} {}: total is not the sum of the entries: {}", period, m["manager_id"], m);
             for (key, kind) in [(commission, "commission"), (clawback, "clawback"), (fines, "fine"), (plan_bonus, "plan_bonus")] {
@@ -1300,7 +1281,7 @@ fn product_money(state: &LedgerState, entries: &[Entry]) -> Money {
 }
 
 fn nonzero(money: &Money) -> Money {
-    money.iter().filter(|(_, (s, c))| s.iter().any(|x| *x != 0) || c.iter().any(|x| *x != 0)).map(|(k, v)| (k.clone(), v.clone())).collect()
+    money.iter().filter(|(_, (s, c))| s.iter().any(|x| *x != 0) || c.iter().any(|x| *x != 0)).map(|(k, v)| (k.clone(), *v)).collect()
 }
 
 proptest! {

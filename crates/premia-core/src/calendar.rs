@@ -177,8 +177,7 @@ impl Calendar {
             }
             // The next day that would otherwise be worked becomes a day off.
             let mut candidate = holiday;
-            loop {
-                let Some(next) = candidate.next_day() else { break };
+            while let Some(next) = candidate.next_day() {
                 candidate = next;
                 let otherwise_worked = is_weekday(candidate)
                     && !off.contains(&candidate)

@@ -226,7 +226,7 @@ pub mod decimal_bytes {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
-        <[u8; 16]>::deserialize(d).map(|bytes| Decimal::deserialize(bytes))
+        <[u8; 16]>::deserialize(d).map(Decimal::deserialize)
     }
 
     pub mod option {

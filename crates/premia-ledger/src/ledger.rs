@@ -419,7 +419,7 @@ impl Ledger {
             chunk.get_or_insert_with(|| (chunk_seq, Vec::new())).1.extend(applied_entries(&folded).cloned());
             last_hash = record.hash;
             records += 1;
-            if records % 65_536 == 0 {
+            if records.is_multiple_of(65_536) {
                 progress(records);
             }
             Ok(())

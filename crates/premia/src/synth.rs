@@ -163,7 +163,7 @@ impl Synth {
     }
 
     fn step(&mut self) {
-        if self.emitted > 0 && self.emitted % self.options.events_per_day == 0 {
+        if self.emitted > 0 && self.emitted.is_multiple_of(self.options.events_per_day) {
             self.advance_day();
             if !self.queue.is_empty() {
                 return;
