@@ -30,7 +30,11 @@ fn ingest(dir: &Path, file: &Path) -> Value {
     let keys: Vec<&str> = counts.as_object().expect("an object").keys().map(String::as_str).collect();
     let mut sorted = keys.clone();
     sorted.sort_unstable();
-    assert_eq!(sorted, ["applied", "duplicates", "parked", "rejected"], "the report has exactly the four counts: {last}");
+    assert_eq!(
+        sorted,
+        ["applied", "duplicates", "parked", "rejected"],
+        "the report has exactly the four counts: {last}"
+    );
     counts
 }
 
@@ -126,7 +130,17 @@ fn valid_data() -> Vec<(&'static str, Value, &'static [&'static str])> {
             "deal.created",
             json!({"deal_id": "D-X", "manager_id": "M-X", "client_id": "C-X", "amount": "1000.00", "margin": "100.00",
                    "currency": "RUB", "payment_terms": "prepayment", "due_date": "2026-03-10", "created_on": "2026-03-02"}),
-            &["deal_id", "manager_id", "client_id", "amount", "margin", "currency", "payment_terms", "due_date", "created_on"],
+            &[
+                "deal_id",
+                "manager_id",
+                "client_id",
+                "amount",
+                "margin",
+                "currency",
+                "payment_terms",
+                "due_date",
+                "created_on",
+            ],
         ),
         (
             "payment.received",
@@ -144,7 +158,11 @@ fn valid_data() -> Vec<(&'static str, Value, &'static [&'static str])> {
             json!({"refund_id": "R-X", "payment_id": "P-X", "amount": "10.00", "currency": "RUB", "refunded_on": "2026-03-22"}),
             &["refund_id", "payment_id", "amount", "currency", "refunded_on"],
         ),
-        ("plan.assigned", json!({"manager_id": "M-X", "period": "2026-03", "target": "5000.00", "bonus_base": "20000.00"}), &["manager_id", "period", "target"]),
+        (
+            "plan.assigned",
+            json!({"manager_id": "M-X", "period": "2026-03", "target": "5000.00", "bonus_base": "20000.00"}),
+            &["manager_id", "period", "target"],
+        ),
         ("period.closed", json!({"period": "2026-02"}), &["period"]),
     ]
 }
@@ -178,42 +196,74 @@ fn bad_input() -> Input {
     };
 
     // A few valid events: applied, applied after \r\n, a duplicate, one parked for a deal that never comes.
-    let deal = envelope(&id(), "deal.created", json!({"deal_id": "D-OK", "manager_id": "M-OK", "client_id": "C-OK",
+    let deal = envelope(
+        &id(),
+        "deal.created",
+        json!({"deal_id": "D-OK", "manager_id": "M-OK", "client_id": "C-OK",
         "amount": "10000.00", "margin": "2000.00", "currency": "RUB", "payment_terms": "prepayment",
-        "due_date": "2026-03-10", "created_on": "2026-03-02"}));
+        "due_date": "2026-03-10", "created_on": "2026-03-02"}),
+    );
     input.line(line_of(&deal), Want::Applied);
     input.blank(b"\n");
     input.blank(b"   \n");
     input.blank(b"\t \t\r\n");
     input.blank(b"\r\n");
-    let plan = envelope(&id(), "plan.assigned", json!({"manager_id": "M-OK", "period": "2026-03", "target": "8000.00"}));
+    let plan =
+        envelope(&id(), "plan.assigned", json!({"manager_id": "M-OK", "period": "2026-03", "target": "8000.00"}));
     input.line_ending(line_of(&plan), Want::Applied, b"\r\n");
-    let payment = envelope(&id(), "payment.received", json!({"payment_id": "P-OK", "deal_id": "D-OK", "amount": "4000.00",
-        "currency": "RUB", "paid_on": "2026-03-05"}));
+    let payment = envelope(
+        &id(),
+        "payment.received",
+        json!({"payment_id": "P-OK", "deal_id": "D-OK", "amount": "4000.00",
+        "currency": "RUB", "paid_on": "2026-03-05"}),
+    );
     input.line_ending(line_of(&payment), Want::Applied, b"\r\n");
     input.line(line_of(&deal), Want::Duplicate);
-    let at_cap = envelope(&id(), "deal.created", json!({"deal_id": "D-CAP", "manager_id": "M-OK", "client_id": "C-OK",
+    let at_cap = envelope(
+        &id(),
+        "deal.created",
+        json!({"deal_id": "D-CAP", "manager_id": "M-OK", "client_id": "C-OK",
         "amount": "10000000000.00", "margin": "0", "currency": "RUB", "payment_terms": "postpayment",
-        "due_date": "2026-04-10", "created_on": "2026-03-02"}));
+        "due_date": "2026-04-10", "created_on": "2026-03-02"}),
+    );
     input.line(line_of(&at_cap), Want::Applied);
-    let orphan = envelope("ok-orphan", "payment.received", json!({"payment_id": "P-ORPHAN", "deal_id": "D-NEVER", "amount": "1.00",
-        "currency": "RUB", "paid_on": "2026-03-05"}));
+    let orphan = envelope(
+        "ok-orphan",
+        "payment.received",
+        json!({"payment_id": "P-ORPHAN", "deal_id": "D-NEVER", "amount": "1.00",
+        "currency": "RUB", "paid_on": "2026-03-05"}),
+    );
     input.line(line_of(&orphan), Want::Parked);
 
     // Invalid UTF-8: raw garbage, a bad byte inside an otherwise valid event, an overlong
     // encoding, a UTF-16 surrogate encoded as UTF-8, and one with a \r\n ending.
     input.reject(b"\xff\xfe\xfd\x00garbage\x80".to_vec(), "invalid_utf8");
-    let mut bad_byte = line_of(&envelope(&id(), "deal.created", json!({"deal_id": "D-U", "manager_id": "M-Q", "client_id": "C-U",
-        "amount": "1.00", "margin": "0", "currency": "RUB", "payment_terms": "prepayment", "due_date": "2026-03-10", "created_on": "2026-03-02"})));
+    let mut bad_byte = line_of(&envelope(
+        &id(),
+        "deal.created",
+        json!({"deal_id": "D-U", "manager_id": "M-Q", "client_id": "C-U",
+        "amount": "1.00", "margin": "0", "currency": "RUB", "payment_terms": "prepayment", "due_date": "2026-03-10", "created_on": "2026-03-02"}),
+    ));
     let at = bad_byte.windows(3).position(|w| w == b"M-Q").unwrap() + 2;
     bad_byte[at] = 0xc3; // followed by `"`: a truncated two-byte sequence
     input.reject(bad_byte, "invalid_utf8");
-    input.reject(format!("{{\"specversion\":\"1.0\",\"id\":\"{}\",\"x\":\"", id()).into_bytes().into_iter().chain(*b"\xc0\xaf\"}").collect::<Vec<u8>>(), "invalid_utf8");
+    input.reject(
+        format!("{{\"specversion\":\"1.0\",\"id\":\"{}\",\"x\":\"", id())
+            .into_bytes()
+            .into_iter()
+            .chain(*b"\xc0\xaf\"}")
+            .collect::<Vec<u8>>(),
+        "invalid_utf8",
+    );
     input.reject(b"{\"surrogate\":\"\xed\xa0\x80\"}".to_vec(), "invalid_utf8");
     input.line_ending(b"\xf5\x80\x80\x80 not utf-8, crlf".to_vec(), Want::Rejected(&["invalid_utf8"]), b"\r\n");
 
     // A 10 MB line: an otherwise valid event with a huge unknown field.
-    let mut huge = line_of(&envelope(&id(), "plan.assigned", json!({"manager_id": "M-HUGE", "period": "2026-03", "target": "1.00", "note": ""})));
+    let mut huge = line_of(&envelope(
+        &id(),
+        "plan.assigned",
+        json!({"manager_id": "M-HUGE", "period": "2026-03", "target": "1.00", "note": ""}),
+    ));
     let quote = huge.windows(9).position(|w| w == b"\"note\":\"\"").unwrap() + 8;
     let filler: Vec<u8> = (0..TEN_MB).map(|i| b'a' + (i % 26) as u8).collect();
     huge.splice(quote..quote, filler);
@@ -228,7 +278,8 @@ fn bad_input() -> Input {
     deep_objects.push(b'1');
     deep_objects.extend(vec![b'}'; DEEP]);
     input.reject(deep_objects.clone(), "nesting_too_deep");
-    let mut deep_event = line_of(&envelope(&id(), "payment.late", json!({"deal_id": "D-OK", "as_of": "2026-03-20", "extra": 0})));
+    let mut deep_event =
+        line_of(&envelope(&id(), "payment.late", json!({"deal_id": "D-OK", "as_of": "2026-03-20", "extra": 0})));
     let zero = deep_event.windows(9).position(|w| w == b"\"extra\":0").unwrap() + 8;
     let nested: Vec<u8> = [vec![b'['; DEEP], vec![b']'; DEEP]].concat();
     deep_event.splice(zero..zero + 1, nested);
@@ -239,12 +290,17 @@ fn bad_input() -> Input {
 
     // Amounts of 40 digits (and just above the cap): above 10 000 000 000.00.
     let deal_with = |id: String, deal: &str, amount: Value| {
-        line_of(&envelope(&id, "deal.created", json!({"deal_id": deal, "manager_id": "M-BIG", "client_id": "C-BIG",
+        line_of(&envelope(
+            &id,
+            "deal.created",
+            json!({"deal_id": deal, "manager_id": "M-BIG", "client_id": "C-BIG",
             "amount": amount, "margin": "0", "currency": "RUB", "payment_terms": "prepayment",
-            "due_date": "2026-03-10", "created_on": "2026-03-02"})))
+            "due_date": "2026-03-10", "created_on": "2026-03-02"}),
+        ))
     };
     input.reject(deal_with(id(), "D-BIG1", json!(FORTY_DIGITS)), "amount_out_of_range");
-    input.reject(deal_with(id(), "D-BIG2", serde_json::from_str::<Value>(FORTY_DIGITS).unwrap()), "amount_out_of_range");
+    input
+        .reject(deal_with(id(), "D-BIG2", serde_json::from_str::<Value>(FORTY_DIGITS).unwrap()), "amount_out_of_range");
     input.reject(deal_with(id(), "D-BIG3", json!(format!("{FORTY_DIGITS}.00"))), "amount_out_of_range");
     input.reject(deal_with(id(), "D-BIG4", json!("10000000000.01")), "amount_out_of_range");
     // The raw text, so that the number is certainly 40 digits on the line.
@@ -264,7 +320,11 @@ fn bad_input() -> Input {
         "amount_out_of_range",
     );
     input.reject(
-        line_of(&envelope(&id(), "plan.assigned", json!({"manager_id": "M-BIG", "period": "2026-03", "target": "100.00", "bonus_base": FORTY_DIGITS}))),
+        line_of(&envelope(
+            &id(),
+            "plan.assigned",
+            json!({"manager_id": "M-BIG", "period": "2026-03", "target": "100.00", "bonus_base": FORTY_DIGITS}),
+        )),
         "amount_out_of_range",
     );
 
@@ -275,8 +335,12 @@ fn bad_input() -> Input {
     input.reject(b"\"a string\"".to_vec(), "not_an_object");
     input.reject(b"null".to_vec(), "not_an_object");
     // Truncated and otherwise broken JSON.
-    let whole = line_of(&envelope(&id(), "deal.created", json!({"deal_id": "D-T", "manager_id": "M-T", "client_id": "C-T",
-        "amount": "1.00", "margin": "0", "currency": "RUB", "payment_terms": "prepayment", "due_date": "2026-03-10", "created_on": "2026-03-02"})));
+    let whole = line_of(&envelope(
+        &id(),
+        "deal.created",
+        json!({"deal_id": "D-T", "manager_id": "M-T", "client_id": "C-T",
+        "amount": "1.00", "margin": "0", "currency": "RUB", "payment_terms": "prepayment", "due_date": "2026-03-10", "created_on": "2026-03-02"}),
+    ));
     input.reject(whole[..whole.len() / 2].to_vec(), "invalid_json");
     input.reject(whole[..whole.len() - 1].to_vec(), "invalid_json");
     input.reject(b"{".to_vec(), "invalid_json");
@@ -299,7 +363,10 @@ fn bad_input() -> Input {
     input.blank(b" \t \n");
     input.blank(b"\n\n");
     input.bytes.extend_from_slice(b"{\"specversion\":\"1.0\",\"id\":\"last\",\"type\":\"deal.cre");
-    input.lines.push((b"{\"specversion\":\"1.0\",\"id\":\"last\",\"type\":\"deal.cre".to_vec(), Want::Rejected(&["invalid_json"])));
+    input.lines.push((
+        b"{\"specversion\":\"1.0\",\"id\":\"last\",\"type\":\"deal.cre".to_vec(),
+        Want::Rejected(&["invalid_json"]),
+    ));
 
     // Every rejected line is distinct, so that a rejection's bytes name its line.
     let mut seen = std::collections::HashSet::new();
@@ -327,7 +394,9 @@ fn statements(dir: &Path) -> Vec<Value> {
 fn listed_raw(item: &Value) -> Vec<u8> {
     match (item.get("raw"), item.get("raw_base64")) {
         (Some(Value::String(text)), None) => text.as_bytes().to_vec(),
-        (None, Some(Value::String(b64))) => base64::engine::general_purpose::STANDARD.decode(b64).expect("raw_base64 is base64"),
+        (None, Some(Value::String(b64))) => {
+            base64::engine::general_purpose::STANDARD.decode(b64).expect("raw_base64 is base64")
+        }
         _ => panic!("a rejection has exactly one of raw and raw_base64: {}", short(item)),
     }
 }
@@ -355,8 +424,14 @@ fn check_rejections(data: &Path, mut expected: HashMap<&[u8], &'static [&'static
         assert!(!item["message"].as_str().unwrap_or("").is_empty(), "{reference}: no message");
         match expected.remove(raw.as_slice()) {
             Some(want) if want.contains(&reason) => {}
-            Some(want) => problems.push(format!("{reference}: reason {reason}, want {want:?}, line {:?}", preview(&raw))),
-            None => problems.push(format!("{reference} ({reason}): its {} bytes are not one of the rejected lines: {:?}", raw.len(), preview(&raw))),
+            Some(want) => {
+                problems.push(format!("{reference}: reason {reason}, want {want:?}, line {:?}", preview(&raw)))
+            }
+            None => problems.push(format!(
+                "{reference} ({reason}): its {} bytes are not one of the rejected lines: {:?}",
+                raw.len(),
+                preview(&raw)
+            )),
         }
     }
     for (line, want) in &expected {
@@ -388,7 +463,11 @@ fn raw_of_each(data: &Path, listed: &[Value]) -> Vec<Vec<u8>> {
         let handles: Vec<_> = refs
             .chunks(chunk)
             .zip(&dirs)
-            .map(|(refs, dir)| scope.spawn(move || refs.iter().map(|r| premia(dir, &["rejected", "--raw", r]).stdout).collect::<Vec<_>>()))
+            .map(|(refs, dir)| {
+                scope.spawn(move || {
+                    refs.iter().map(|r| premia(dir, &["rejected", "--raw", r]).stdout).collect::<Vec<_>>()
+                })
+            })
             .collect();
         handles.into_iter().flat_map(|h| h.join().expect("a --raw worker")).collect()
     })
@@ -415,8 +494,15 @@ fn garbage_is_counted_rejected_with_its_reason_and_kept_byte_for_byte() {
 
     let counts = ingest(&data, &file);
     let non_blank = input.lines.len() as u64;
-    let sum = count(&counts, "applied") + count(&counts, "duplicates") + count(&counts, "rejected") + count(&counts, "parked");
-    assert_eq!(sum, non_blank, "every non-blank line is counted exactly once ({} blank lines are not): {counts}", input.blank);
+    let sum = count(&counts, "applied")
+        + count(&counts, "duplicates")
+        + count(&counts, "rejected")
+        + count(&counts, "parked");
+    assert_eq!(
+        sum, non_blank,
+        "every non-blank line is counted exactly once ({} blank lines are not): {counts}",
+        input.blank
+    );
     let want_rejected = input.wanted(|w| matches!(w, Want::Rejected(_)));
     assert_eq!(count(&counts, "rejected"), want_rejected, "rejected: {counts}");
     assert_eq!(count(&counts, "applied"), input.wanted(|w| matches!(w, Want::Applied)), "applied: {counts}");
@@ -429,7 +515,8 @@ fn garbage_is_counted_rejected_with_its_reason_and_kept_byte_for_byte() {
     // The valid events around the garbage were booked: the payment's commission, 1 % of
     // margin 2000 x paid 4000 / amount 10000 = 8.00, prepaid.
     let march = json_of(premia(&data, &["statement", "--period", "2026-03", "--format", "json"]));
-    let manager = march["managers"].as_array().unwrap().iter().find(|m| m["manager_id"] == "M-OK").expect("M-OK in March");
+    let manager =
+        march["managers"].as_array().unwrap().iter().find(|m| m["manager_id"] == "M-OK").expect("M-OK in March");
     assert_eq!(manager["commission"], "8.00");
     let pending = json_of(premia(&data, &["pending", "--format", "json"]));
     assert_eq!(pending.as_array().map(Vec::len), Some(1), "{pending}");
@@ -458,11 +545,21 @@ fn ingesting_the_same_garbage_again_rejects_it_again_and_changes_no_statement() 
 
     let second = ingest(&data, &file);
     let valid = input.wanted(|w| !matches!(w, Want::Rejected(_)));
-    assert_eq!(count(&second, "rejected"), count(&first, "rejected"), "validation rejects every time: first {first}, second {second}");
+    assert_eq!(
+        count(&second, "rejected"),
+        count(&first, "rejected"),
+        "validation rejects every time: first {first}, second {second}"
+    );
     assert_eq!(count(&second, "applied"), 0, "{second}");
     assert_eq!(count(&second, "parked"), 0, "a line parked by the first ingest is a duplicate now: {second}");
     assert_eq!(count(&second, "duplicates"), valid, "{second}");
-    assert_eq!(count(&second, "applied") + count(&second, "duplicates") + count(&second, "rejected") + count(&second, "parked"), input.lines.len() as u64);
+    assert_eq!(
+        count(&second, "applied")
+            + count(&second, "duplicates")
+            + count(&second, "rejected")
+            + count(&second, "parked"),
+        input.lines.len() as u64
+    );
 
     assert_eq!(statements(&data), before, "a second ingest of the same file changed a statement");
     assert_eq!(json_of(premia(&data, &["pending", "--format", "json"])), pending_before);
@@ -491,7 +588,11 @@ fn a_line_of_exactly_one_mib_is_read_and_one_byte_more_is_too_long() {
     let data = scratch.path().join("data");
     const MIB: usize = 1024 * 1024;
     let sized = |id: &str, manager: &str, len: usize| {
-        let mut line = line_of(&envelope(id, "plan.assigned", json!({"manager_id": manager, "period": "2026-03", "target": "100.00", "note": ""})));
+        let mut line = line_of(&envelope(
+            id,
+            "plan.assigned",
+            json!({"manager_id": manager, "period": "2026-03", "target": "100.00", "note": ""}),
+        ));
         let at = line.windows(9).position(|w| w == b"\"note\":\"\"").unwrap() + 8;
         let pad = len - line.len();
         line.splice(at..at, vec![b'x'; pad]);
@@ -508,14 +609,21 @@ fn a_line_of_exactly_one_mib_is_read_and_one_byte_more_is_too_long() {
     std::fs::write(&file, &bytes).unwrap();
 
     let counts = ingest(&data, &file);
-    assert_eq!(counts, json!({"applied": 1, "duplicates": 0, "rejected": 1, "parked": 0}), "a line of 1 MiB is not over 1 MiB");
+    assert_eq!(
+        counts,
+        json!({"applied": 1, "duplicates": 0, "rejected": 1, "parked": 0}),
+        "a line of 1 MiB is not over 1 MiB"
+    );
     let listed = json_of(premia(&data, &["rejected", "--format", "json"]));
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert_eq!(listed[0]["reason"], "line_too_long");
     let raw = premia(&data, &["rejected", "--raw", listed[0]["ref"].as_str().unwrap()]).stdout;
     assert!(raw == over, "the bytes of the long line came back different ({} bytes, want {})", raw.len(), over.len());
     let march = json_of(premia(&data, &["statement", "--period", "2026-03", "--format", "json"]));
-    assert!(march["managers"].as_array().unwrap().iter().any(|m| m["manager_id"] == "M-FITS"), "the 1 MiB plan was applied");
+    assert!(
+        march["managers"].as_array().unwrap().iter().any(|m| m["manager_id"] == "M-FITS"),
+        "the 1 MiB plan was applied"
+    );
 }
 
 #[test]

@@ -65,7 +65,8 @@ fn periods_in(bytes: &[u8]) -> Vec<String> {
 
 /// What the ledger in `dir` reports: every period's JSON statement, then the parked events.
 fn outcome(dir: &Path, periods: &[String]) -> (Vec<Value>, Value) {
-    let statements = periods.iter().map(|p| json_of(&premia(dir, &["statement", "--period", p, "--format", "json"]))).collect();
+    let statements =
+        periods.iter().map(|p| json_of(&premia(dir, &["statement", "--period", p, "--format", "json"]))).collect();
     (statements, json_of(&premia(dir, &["pending", "--format", "json"])))
 }
 
@@ -150,26 +151,49 @@ fn an_ingest_killed_again_and_again_ends_with_the_ledger_of_one_clean_run() {
                 }
             }
         }
-        eprintln!("{interrupted} of {KILLS} kills interrupted a running ingest ({:?} into the test)", started.elapsed());
+        eprintln!(
+            "{interrupted} of {KILLS} kills interrupted a running ingest ({:?} into the test)",
+            started.elapsed()
+        );
         assert!(interrupted >= 1, "no kill interrupted a running ingest: the test proves nothing");
 
         // Run it to completion once more.
-        let last = counts_of(&premia(&dir_b, &["ingest", file.to_str().unwrap(), "--batch-lines", "2000", "--format", "json"]).stdout);
+        let last = counts_of(
+            &premia(&dir_b, &["ingest", file.to_str().unwrap(), "--batch-lines", "2000", "--format", "json"]).stdout,
+        );
         eprintln!("final ingest after the kills: {last:?} ({:?} into the test)", started.elapsed());
-        assert_eq!(last.iter().sum::<u64>(), non_blank, "final run: applied+duplicates+rejected+parked must be every non-blank line: {last:?}");
+        assert_eq!(
+            last.iter().sum::<u64>(),
+            non_blank,
+            "final run: applied+duplicates+rejected+parked must be every non-blank line: {last:?}"
+        );
 
         let b = outcome(&dir_b, &periods);
         let a = a.join().expect("reading A's outcome");
         eprintln!("statements and pending list read ({:?} into the test)", started.elapsed());
-        assert!(a.0.iter().any(|s| s["managers"].as_array().is_some_and(|m| !m.is_empty())), "the clean run booked something");
+        assert!(
+            a.0.iter().any(|s| s["managers"].as_array().is_some_and(|m| !m.is_empty())),
+            "the clean run booked something"
+        );
         for ((period, sa), sb) in periods.iter().zip(&a.0).zip(&b.0) {
             assert!(sa == sb, "statement {period} after the crashes differs from the clean run's");
         }
         assert_eq!(a.1, b.1, "the parked events after the crashes differ from the clean run's");
 
-        let rebuilt = Command::new(PREMIA).arg("--data-dir").arg(&dir_b).args(["rebuild", "--format", "json"]).output().expect("run premia rebuild");
+        let rebuilt = Command::new(PREMIA)
+            .arg("--data-dir")
+            .arg(&dir_b)
+            .args(["rebuild", "--format", "json"])
+            .output()
+            .expect("run premia rebuild");
         let report: Value = serde_json::from_slice(&rebuilt.stdout).unwrap_or(Value::Null);
-        assert_eq!(report["identical"], true, "rebuild of the crashed ledger: {report} (exit {}): {}", rebuilt.status, String::from_utf8_lossy(&rebuilt.stderr));
+        assert_eq!(
+            report["identical"],
+            true,
+            "rebuild of the crashed ledger: {report} (exit {}): {}",
+            rebuilt.status,
+            String::from_utf8_lossy(&rebuilt.stderr)
+        );
         assert!(rebuilt.status.success());
     });
     eprintln!("crash test took {:?}", started.elapsed());

@@ -48,13 +48,22 @@ fn the_seed_month_gives_the_expected_statements() {
                 assert_eq!(m["plan"][key], want["plan"][key], "{period} {} plan.{key}", m["manager_id"]);
             }
             // The total is the sum of the entries listed.
-            let sum: rust_decimal::Decimal = m["entries"].as_array().unwrap().iter().map(|e| e["amount"].as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap()).sum();
+            let sum: rust_decimal::Decimal = m["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["amount"].as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap())
+                .sum();
             assert_eq!(format!("{sum:.2}"), m["total"].as_str().unwrap());
         }
     }
     // November is closed, December open.
-    let nov: Value = serde_json::from_slice(&premia(dir.path(), &["statement", "--period", "2026-11", "--format", "json"]).stdout).unwrap();
-    let dec: Value = serde_json::from_slice(&premia(dir.path(), &["statement", "--period", "2026-12", "--format", "json"]).stdout).unwrap();
+    let nov: Value =
+        serde_json::from_slice(&premia(dir.path(), &["statement", "--period", "2026-11", "--format", "json"]).stdout)
+            .unwrap();
+    let dec: Value =
+        serde_json::from_slice(&premia(dir.path(), &["statement", "--period", "2026-12", "--format", "json"]).stdout)
+            .unwrap();
     assert_eq!(nov["status"], "closed");
     assert_eq!(dec["status"], "open");
 }
@@ -82,9 +91,15 @@ fn entries_name_their_cause() {
     let s: Value = serde_json::from_slice(&out.stdout).unwrap();
     let entries = s["managers"][0]["entries"].as_array().unwrap();
     let late = entries.iter().find(|e| e["payment_id"] == "P-202").unwrap();
-    assert_eq!((late["timing"].as_str(), late["working_days_late"].as_u64(), late["amount"].as_str()), (Some("late"), Some(11), Some("150.00")));
+    assert_eq!(
+        (late["timing"].as_str(), late["working_days_late"].as_u64(), late["amount"].as_str()),
+        (Some("late"), Some(11), Some("150.00"))
+    );
     let on_time = entries.iter().find(|e| e["payment_id"] == "P-201").unwrap();
-    assert_eq!((on_time["timing"].as_str(), on_time["working_days_late"].as_u64(), on_time["amount"].as_str()), (Some("on_time"), Some(10), Some("240.00")));
+    assert_eq!(
+        (on_time["timing"].as_str(), on_time["working_days_late"].as_u64(), on_time["amount"].as_str()),
+        (Some("on_time"), Some(10), Some("240.00"))
+    );
     assert_eq!(s["managers"][0]["plan"]["achievement"], "0.6000");
     assert_eq!(s["managers"][0]["plan"]["coefficient"], "0.8500");
 }

@@ -120,13 +120,48 @@ fn round_div(n: i128, d: i128) -> i128 {
 
 #[derive(Clone, Debug, PartialEq)]
 enum Ev {
-    Deal { id: String, manager: String, client: String, amount: i128, margin: i128, prepay: bool, due: i32, created: i32 },
-    Pay { id: String, deal: String, amount: i128, on: i32 },
-    Refund { id: String, payment: String, amount: i128, on: i32 },
-    Late { deal: String, as_of: i32, days: Option<u32> },
-    Cancel { deal: String, on: i32, fault: &'static str, reason: Option<&'static str> },
-    Plan { manager: String, period: u32, target: i128, base: Option<i128> },
-    Close { period: u32 },
+    Deal {
+        id: String,
+        manager: String,
+        client: String,
+        amount: i128,
+        margin: i128,
+        prepay: bool,
+        due: i32,
+        created: i32,
+    },
+    Pay {
+        id: String,
+        deal: String,
+        amount: i128,
+        on: i32,
+    },
+    Refund {
+        id: String,
+        payment: String,
+        amount: i128,
+        on: i32,
+    },
+    Late {
+        deal: String,
+        as_of: i32,
+        days: Option<u32>,
+    },
+    Cancel {
+        deal: String,
+        on: i32,
+        fault: &'static str,
+        reason: Option<&'static str>,
+    },
+    Plan {
+        manager: String,
+        period: u32,
+        target: i128,
+        base: Option<i128>,
+    },
+    Close {
+        period: u32,
+    },
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -247,7 +282,8 @@ fn type_and_data(ev: &Ev, style: &Style) -> (&'static str, Vec<(&'static str, St
             ("payment.late", m)
         }
         Ev::Cancel { deal, on, fault, reason } => {
-            let mut m = vec![("deal_id", quoted(deal)), ("cancelled_on", quoted(&date_text(*on))), ("fault", quoted(fault))];
+            let mut m =
+                vec![("deal_id", quoted(deal)), ("cancelled_on", quoted(&date_text(*on))), ("fault", quoted(fault))];
             if let Some(reason) = reason {
                 m.push(("reason", quoted(reason)));
             }
@@ -278,12 +314,8 @@ fn type_and_data(ev: &Ev, style: &Style) -> (&'static str, Vec<(&'static str, St
 fn render(source: &str, id: &str, ev: &Ev, style: &Style) -> String {
     let (ty, members) = type_and_data(ev, style);
     let data = members.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect::<Vec<_>>().join(",");
-    let mut envelope = vec![
-        ("specversion", quoted("1.0")),
-        ("id", quoted(id)),
-        ("source", quoted(source)),
-        ("type", quoted(ty)),
-    ];
+    let mut envelope =
+        vec![("specversion", quoted("1.0")), ("id", quoted(id)), ("source", quoted(source)), ("type", quoted(ty))];
     match style.time {
         1 => envelope.push(("time", quoted("2026-05-01T09:15:00+03:00"))),
         2 => envelope.push(("time", quoted("2026-05-02T10:30:00Z"))),
@@ -293,7 +325,8 @@ fn render(source: &str, id: &str, ev: &Ev, style: &Style) -> String {
     if style.reorder {
         envelope.reverse();
     }
-    let mut line = format!("{{{}}}", envelope.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect::<Vec<_>>().join(","));
+    let mut line =
+        format!("{{{}}}", envelope.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect::<Vec<_>>().join(","));
     if style.crlf {
         line.push('\r');
     }
@@ -384,7 +417,9 @@ impl Builder {
             return (id, known);
         }
         let n = self.deals.len();
-        let open = (0..n).map(|k| (i + k) % n).find(|&j| !self.deals[j].cancelled && self.deals[j].paid < self.deals[j].amount);
+        let open = (0..n)
+            .map(|k| (i + k) % n)
+            .find(|&j| !self.deals[j].cancelled && self.deals[j].paid < self.deals[j].amount);
         match open {
             Some(j) => (self.deals[j].id.clone(), Some(j)),
             None => (id, known),
@@ -404,7 +439,8 @@ impl Builder {
         let so_far = received(pick);
         let target = if so_far > 0 && !c.is_multiple_of(4) {
             // Achievement percent / 100, exactly on a tier boundary when the division is exact.
-            let percent = [50, 75, 75, 100, 150, 150, 75, 150, 200, 133, 49, 74, 99, 149, 30, 90][(c >> 2) as usize % 16];
+            let percent =
+                [50, 75, 75, 100, 150, 150, 75, 150, 200, 133, 49, 74, 99, 149, 30, 90][(c >> 2) as usize % 16];
             (so_far * 100 / percent).max(1)
         } else {
             10_000 * i128::from(1 + (c >> 2) % 100_000)
@@ -458,7 +494,14 @@ impl Builder {
                 };
                 let client = format!("C-{}", 1 + (b >> 9) % 5);
                 if !reuse {
-                    self.deals.push(GenDeal { id: id.clone(), manager: manager.clone(), amount, paid: 0, due, cancelled: false });
+                    self.deals.push(GenDeal {
+                        id: id.clone(),
+                        manager: manager.clone(),
+                        amount,
+                        paid: 0,
+                        due,
+                        cancelled: false,
+                    });
                 }
                 self.push_event(Ev::Deal { id, manager, client, amount, margin, prepay, due, created }, bits);
             }
@@ -507,7 +550,16 @@ impl Builder {
             50..=59 => {
                 let (target, likely) = if self.payments.is_empty() || a.is_multiple_of(8) {
                     let id = format!("P-{}", self.n_pay + 1 + (a as usize >> 3) % 2);
-                    (GenPayment { id, amount: 1 + i128::from(b % 100_000), on: day_from(c), manager: None, refunded: 0 }, None)
+                    (
+                        GenPayment {
+                            id,
+                            amount: 1 + i128::from(b % 100_000),
+                            on: day_from(c),
+                            manager: None,
+                            refunded: 0,
+                        },
+                        None,
+                    )
                 } else if a % 8 == 1 && !self.other_payments.is_empty() {
                     (self.other_payments[(a as usize >> 3) % self.other_payments.len()].clone(), None)
                 } else {
@@ -569,7 +621,9 @@ impl Builder {
             85..=91 if !self.events.is_empty() => {
                 // A redelivery: the same source, id and content, maybe spelled differently; now
                 // and then the same content under another source, which is a new event.
-                let Kind::Event { source, id, ev, style, .. } = self.lines[self.events[a as usize % self.events.len()]].kind.clone() else {
+                let Kind::Event { source, id, ev, style, .. } =
+                    self.lines[self.events[a as usize % self.events.len()]].kind.clone()
+                else {
                     unreachable!()
                 };
                 let respelled = Style {
@@ -579,12 +633,22 @@ impl Builder {
                     crlf: (b >> 4).is_multiple_of(4),
                     ..style
                 };
-                let source = if (b >> 6).is_multiple_of(8) { if source == "crm/a" { "crm/b".to_string() } else { "crm/a".to_string() } } else { source };
+                let source = if (b >> 6).is_multiple_of(8) {
+                    if source == "crm/a" {
+                        "crm/b".to_string()
+                    } else {
+                        "crm/a".to_string()
+                    }
+                } else {
+                    source
+                };
                 self.push_rendered(source, id, ev, respelled);
             }
             92..=95 if !self.events.is_empty() => {
                 // A conflict: the same source and id with other content.
-                let Kind::Event { source, id, ev, style, .. } = self.lines[self.events[a as usize % self.events.len()]].kind.clone() else {
+                let Kind::Event { source, id, ev, style, .. } =
+                    self.lines[self.events[a as usize % self.events.len()]].kind.clone()
+                else {
                     unreachable!()
                 };
                 let changed = match ev {
@@ -598,7 +662,9 @@ impl Builder {
                     Ev::Cancel { deal, on, fault, reason } => {
                         Ev::Cancel { deal, on, fault: if fault == "manager" { "client" } else { "manager" }, reason }
                     }
-                    Ev::Plan { manager, period, target, base } => Ev::Plan { manager, period, target: target + 1, base },
+                    Ev::Plan { manager, period, target, base } => {
+                        Ev::Plan { manager, period, target: target + 1, base }
+                    }
                     Ev::Close { period } => Ev::Close { period: period % 4 + 1 },
                 };
                 let style = Style { time: ((b >> 2) % 3) as u8, ..style };
@@ -618,7 +684,10 @@ impl Builder {
                     )
                 };
                 let pay_data = |currency: &str, paid_on: Option<&str>| {
-                    let mut s = format!(r#""payment_id":"P-bad-{}","deal_id":"{deal}","amount":"10.00","currency":"{currency}""#, n_bad);
+                    let mut s = format!(
+                        r#""payment_id":"P-bad-{}","deal_id":"{deal}","amount":"10.00","currency":"{currency}""#,
+                        n_bad
+                    );
                     if let Some(d) = paid_on {
                         s.push_str(&format!(r#","paid_on":"{d}""#));
                     }
@@ -753,7 +822,12 @@ fn memory_view(state: &LedgerState, entries: &[Entry]) -> View {
     View {
         statements: periods
             .iter()
-            .map(|p| (p.to_string(), serde_json::to_value(state.statement(*p, None, entries)).expect("a statement serializes")))
+            .map(|p| {
+                (
+                    p.to_string(),
+                    serde_json::to_value(state.statement(*p, None, entries)).expect("a statement serializes"),
+                )
+            })
             .collect(),
         parked: state.parked().iter().map(|(seq, p)| (*seq, p.clone())).collect(),
         entries: periods.iter().flat_map(|p| entries.iter().filter(move |e| e.period == *p).cloned()).collect(),
@@ -800,7 +874,12 @@ fn decimal(v: &Value) -> Decimal {
 fn is_money_text(text: &str) -> bool {
     let digits = text.strip_prefix('-').unwrap_or(text);
     match digits.split_once('.') {
-        Some((int, frac)) => !int.is_empty() && int.bytes().all(|b| b.is_ascii_digit()) && frac.len() == 2 && frac.bytes().all(|b| b.is_ascii_digit()),
+        Some((int, frac)) => {
+            !int.is_empty()
+                && int.bytes().all(|b| b.is_ascii_digit())
+                && frac.len() == 2
+                && frac.bytes().all(|b| b.is_ascii_digit())
+        }
         None => false,
     }
 }
@@ -815,14 +894,37 @@ fn check_totals(view: &View) -> Result<(), TestCaseError> {
         for m in statement["managers"].as_array().expect("managers") {
             let [commission, clawback, fines, plan_bonus, total] =
                 ["commission", "clawback", "fines", "plan_bonus", "total"].map(|k| decimal(&m[k]));
-            prop_assert_eq!(total, commission + clawback + fines + plan_bonus, "{} {}: total does not add up: {}", period, m["manager_id"], m);
+            prop_assert_eq!(
+                total,
+                commission + clawback + fines + plan_bonus,
+                "{} {}: total does not add up: {}",
+                period,
+                m["manager_id"],
+                m
+            );
             let entries = m["entries"].as_array().expect("entries");
             let sum_of = |kind: Option<&str>| -> Decimal {
                 entries.iter().filter(|e| kind.is_none_or(|k| e["kind"] == k)).map(|e| decimal(&e["amount"])).sum()
             };
-            prop_assert_eq!(total, sum_of(None), "{} {}: total is not the sum of the entries: {}", period, m["manager_id"], m);
-            for (key, kind) in [(commission, "commission"), (clawback, "clawback"), (fines, "fine"), (plan_bonus, "plan_bonus")] {
-                prop_assert_eq!(key, sum_of(Some(kind)), "{} {}: {} is not the sum of its entries", period, m["manager_id"], kind);
+            prop_assert_eq!(
+                total,
+                sum_of(None),
+                "{} {}: total is not the sum of the entries: {}",
+                period,
+                m["manager_id"],
+                m
+            );
+            for (key, kind) in
+                [(commission, "commission"), (clawback, "clawback"), (fines, "fine"), (plan_bonus, "plan_bonus")]
+            {
+                prop_assert_eq!(
+                    key,
+                    sum_of(Some(kind)),
+                    "{} {}: {} is not the sum of its entries",
+                    period,
+                    m["manager_id"],
+                    kind
+                );
             }
         }
     }
@@ -1125,7 +1227,15 @@ impl Model {
                 if self.deals.contains_key(id) {
                     return Res::Rejected;
                 }
-                let deal = MDeal { manager: manager.clone(), amount: *amount, margin: *margin, prepay: *prepay, due: *due, paid: 0, cancelled: false };
+                let deal = MDeal {
+                    manager: manager.clone(),
+                    amount: *amount,
+                    margin: *margin,
+                    prepay: *prepay,
+                    due: *due,
+                    paid: 0,
+                    cancelled: false,
+                };
                 self.deals.insert(id.clone(), deal);
             }
             Ev::Pay { id, deal, amount, on } => {
@@ -1190,7 +1300,12 @@ impl Model {
                 if self.closed.contains(period) {
                     return Res::Rejected;
                 }
-                let plans: Vec<_> = self.plans.range((*period, String::new())..).take_while(|((p, _), _)| p == period).map(|(k, v)| (k.1.clone(), *v)).collect();
+                let plans: Vec<_> = self
+                    .plans
+                    .range((*period, String::new())..)
+                    .take_while(|((p, _), _)| p == period)
+                    .map(|(k, v)| (k.1.clone(), *v))
+                    .collect();
                 for (manager, (target, base)) in plans {
                     let actual = self.received.get(&(*period, manager.clone())).copied().unwrap_or(0);
                     let base = base.unwrap_or(2_000_000);
@@ -1228,7 +1343,10 @@ fn cents(d: Decimal) -> i128 {
 /// Folds the lines in memory (the ingest's line handling: blank lines skipped, `\r` dropped) and
 /// returns the state, the entries booked (in booking order) and each line's fate.
 type Folded = (LedgerState, Vec<Entry>, Vec<Fate>);
-fn fold(lines: &[Line], mut after_each: impl FnMut(&LedgerState, &[Entry]) -> Result<(), TestCaseError>) -> Result<Folded, TestCaseError> {
+fn fold(
+    lines: &[Line],
+    mut after_each: impl FnMut(&LedgerState, &[Entry]) -> Result<(), TestCaseError>,
+) -> Result<Folded, TestCaseError> {
     let mut state = LedgerState::new();
     let mut entries = Vec::new();
     let mut fates = vec![Fate::Blank; lines.len()];
@@ -1281,7 +1399,11 @@ fn product_money(state: &LedgerState, entries: &[Entry]) -> Money {
 }
 
 fn nonzero(money: &Money) -> Money {
-    money.iter().filter(|(_, (s, c))| s.iter().any(|x| *x != 0) || c.iter().any(|x| *x != 0)).map(|(k, v)| (k.clone(), *v)).collect()
+    money
+        .iter()
+        .filter(|(_, (s, c))| s.iter().any(|x| *x != 0) || c.iter().any(|x| *x != 0))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect()
 }
 
 proptest! {

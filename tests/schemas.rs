@@ -11,9 +11,15 @@ fn checked_in_schemas_match_the_types() {
     assert_eq!(generated.len(), 7, "one schema per public event type");
     for (name, text) in &generated {
         let path = root.join(name);
-        let on_disk = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{} is missing ({e}); run `cargo run -p premia -- schemas schemas`", path.display()));
-        assert_eq!(&on_disk, text, "{} drifted from the types; run `cargo run -p premia -- schemas schemas`", path.display());
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("{} is missing ({e}); run `cargo run -p premia -- schemas schemas`", path.display())
+        });
+        assert_eq!(
+            &on_disk,
+            text,
+            "{} drifted from the types; run `cargo run -p premia -- schemas schemas`",
+            path.display()
+        );
     }
     let on_disk: Vec<_> = std::fs::read_dir(root.join("events")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(on_disk.len(), generated.len(), "schemas/events holds a file no type generates: {on_disk:?}");
@@ -28,10 +34,24 @@ fn schemas_are_2020_12_and_describe_the_contract() {
         assert!(!required.is_empty(), "{name}: data has required fields");
     }
     let deal: serde_json::Value = serde_json::from_str(&premia_core::schema::all_schema_files()[0].1).unwrap();
-    let required: Vec<&str> = deal["properties"]["data"]["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let required: Vec<&str> =
+        deal["properties"]["data"]["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert_eq!(
         required,
-        ["deal_id", "manager_id", "client_id", "amount", "margin", "currency", "payment_terms", "due_date", "created_on"]
+        [
+            "deal_id",
+            "manager_id",
+            "client_id",
+            "amount",
+            "margin",
+            "currency",
+            "payment_terms",
+            "due_date",
+            "created_on"
+        ]
     );
-    assert_eq!(deal["properties"]["data"]["properties"]["payment_terms"]["enum"], serde_json::json!(["prepayment", "postpayment"]));
+    assert_eq!(
+        deal["properties"]["data"]["properties"]["payment_terms"]["enum"],
+        serde_json::json!(["prepayment", "postpayment"])
+    );
 }

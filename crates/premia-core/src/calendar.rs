@@ -168,8 +168,7 @@ impl Calendar {
             }
         }
         off.extend(holidays.iter().copied());
-        let mut transferable: Vec<Date> =
-            self.transferable.iter().filter_map(|md| md.in_year(year)).collect();
+        let mut transferable: Vec<Date> = self.transferable.iter().filter_map(|md| md.in_year(year)).collect();
         transferable.sort();
         for holiday in transferable {
             if is_weekday(holiday) {
@@ -199,11 +198,8 @@ impl Calendar {
         }
         candidates.extend(self.extra_holidays.iter().filter(|d| d.year() == year));
         candidates.extend(self.extra_workdays.iter().filter(|d| d.year() == year));
-        let days_off: BTreeSet<Date> = [year - 1, year]
-            .iter()
-            .flat_map(|&y| self.holiday_days_off(y))
-            .filter(|d| d.year() == year)
-            .collect();
+        let days_off: BTreeSet<Date> =
+            [year - 1, year].iter().flat_map(|&y| self.holiday_days_off(y)).filter(|d| d.year() == year).collect();
         candidates
             .into_iter()
             .filter_map(|d| {
@@ -282,7 +278,9 @@ mod tests {
         assert_eq!(parse_date("2026-11-04"), Some(date!(2026 - 11 - 04)));
         assert_eq!(parse_date("2026-02-29"), None);
         assert_eq!(parse_date("2024-02-29"), Some(date!(2024 - 02 - 29)));
-        for bad in ["2026-1-04", "2026-11-4", "20261104", "2026-11-04T00:00", "2026-13-01", "2026-00-10", "abcd-ef-gh", ""] {
+        for bad in
+            ["2026-1-04", "2026-11-4", "20261104", "2026-11-04T00:00", "2026-13-01", "2026-00-10", "abcd-ef-gh", ""]
+        {
             assert_eq!(parse_date(bad), None, "{bad}");
         }
         assert_eq!(Period::parse("2026-11").map(|p| p.to_string()), Some("2026-11".into()));

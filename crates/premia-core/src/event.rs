@@ -277,7 +277,12 @@ pub fn parse_event(raw: &[u8], scheme: &Scheme, admission: Admission) -> Result<
                 format!("\"type\" must be a string naming the event type, got a {}", kind_of(other)),
             ))
         }
-        None => return Err(Rejection::new(Reason::UnknownType, "the envelope has no \"type\"; use one of the types in EVENTS.md, such as \"deal.created\"")),
+        None => {
+            return Err(Rejection::new(
+                Reason::UnknownType,
+                "the envelope has no \"type\"; use one of the types in EVENTS.md, such as \"deal.created\"",
+            ))
+        }
     };
     let Some(event_type) = EventType::parse(type_text) else {
         return Err(Rejection::new(
@@ -295,11 +300,15 @@ pub fn parse_event(raw: &[u8], scheme: &Scheme, admission: Admission) -> Result<
     }
     match object.get("time") {
         None | Some(Json::Null) => {}
-        Some(Json::String(t)) if time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).is_ok() => {}
+        Some(Json::String(t))
+            if time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).is_ok() => {}
         Some(other) => {
             return Err(Rejection::new(
                 Reason::InvalidTime,
-                format!("\"time\" must be an RFC 3339 timestamp such as \"2026-11-02T09:15:00+03:00\", got {}", short(other)),
+                format!(
+                    "\"time\" must be an RFC 3339 timestamp such as \"2026-11-02T09:15:00+03:00\", got {}",
+                    short(other)
+                ),
             ))
         }
     }
@@ -311,7 +320,12 @@ pub fn parse_event(raw: &[u8], scheme: &Scheme, admission: Admission) -> Result<
                 format!("\"data\" must be an object with the fields of {type_text}, got a {}", kind_of(other)),
             ))
         }
-        None => return Err(Rejection::new(Reason::InvalidData, format!("the envelope has no \"data\"; a {type_text} event carries its fields there"))),
+        None => {
+            return Err(Rejection::new(
+                Reason::InvalidData,
+                format!("the envelope has no \"data\"; a {type_text} event carries its fields there"),
+            ))
+        }
     };
     let reader = DataReader { data: data_value, event_type, scheme };
     let data = match event_type {
@@ -322,9 +336,11 @@ pub fn parse_event(raw: &[u8], scheme: &Scheme, admission: Admission) -> Result<
         EventType::PaymentRefunded => EventData::PaymentRefunded(reader.payment_refunded()?),
         EventType::PlanAssigned => EventData::PlanAssigned(reader.plan_assigned()?),
         EventType::PeriodClosed => EventData::PeriodClosed(PeriodClosed { period: reader.period("period")? }),
-        EventType::SchemeActivated => EventData::SchemeActivated(Box::new(
-            Scheme::from_json(&data_value.to_value()).map_err(|p| Rejection::new(Reason::InvalidScheme, format!("the scheme is not valid: {}", p.0.join("; "))))?,
-        )),
+        EventType::SchemeActivated => {
+            EventData::SchemeActivated(Box::new(Scheme::from_json(&data_value.to_value()).map_err(|p| {
+                Rejection::new(Reason::InvalidScheme, format!("the scheme is not valid: {}", p.0.join("; ")))
+            })?))
+        }
     };
     Ok(Event {
         identity: json::identity_key(&source, &id),
@@ -350,10 +366,17 @@ fn short(value: &Json<'_>) -> String {
 fn envelope_text(object: &Json<'_>, name: &str, reason: Reason) -> Result<String, Rejection> {
     match object.get(name) {
         Some(Json::String(s)) if !s.is_empty() && s.chars().count() <= MAX_ID_CHARS => Ok(s.to_string()),
-        Some(Json::String(s)) if s.is_empty() => Err(Rejection::new(reason, format!("\"{name}\" is empty; it must be 1 to {MAX_ID_CHARS} characters"))),
-        Some(Json::String(_)) => Err(Rejection::new(reason, format!("\"{name}\" is longer than {MAX_ID_CHARS} characters"))),
+        Some(Json::String(s)) if s.is_empty() => {
+            Err(Rejection::new(reason, format!("\"{name}\" is empty; it must be 1 to {MAX_ID_CHARS} characters")))
+        }
+        Some(Json::String(_)) => {
+            Err(Rejection::new(reason, format!("\"{name}\" is longer than {MAX_ID_CHARS} characters")))
+        }
         Some(other) => Err(Rejection::new(reason, format!("\"{name}\" must be a string, got a {}", kind_of(other)))),
-        None => Err(Rejection::new(reason, format!("the envelope has no \"{name}\"; it is required (with \"source\", the idempotency key)"))),
+        None => Err(Rejection::new(
+            reason,
+            format!("the envelope has no \"{name}\"; it is required (with \"source\", the idempotency key)"),
+        )),
     }
 }
 
@@ -403,14 +426,20 @@ impl<'a> DataReader<'a> {
     fn date(&self, name: &str) -> Result<Date, Rejection> {
         let text = self.text(name, self.required(name)?, "a date string \"YYYY-MM-DD\"")?;
         parse_date(text).ok_or_else(|| {
-            Rejection::new(Reason::InvalidDate, format!("data.{name} {text:?} is not a real calendar date written YYYY-MM-DD"))
+            Rejection::new(
+                Reason::InvalidDate,
+                format!("data.{name} {text:?} is not a real calendar date written YYYY-MM-DD"),
+            )
         })
     }
 
     fn period(&self, name: &str) -> Result<Period, Rejection> {
         let text = self.text(name, self.required(name)?, "a period string \"YYYY-MM\"")?;
         Period::parse(text).ok_or_else(|| {
-            Rejection::new(Reason::InvalidPeriod, format!("data.{name} {text:?} is not a period written YYYY-MM with month 01-12"))
+            Rejection::new(
+                Reason::InvalidPeriod,
+                format!("data.{name} {text:?} is not a period written YYYY-MM with month 01-12"),
+            )
         })
     }
 
@@ -420,7 +449,9 @@ impl<'a> DataReader<'a> {
         let text: &str = match value {
             Json::String(s) => s,
             Json::Number(n) => n,
-            other => return Err(self.wrong_type(name, "a decimal string such as \"150000.00\" or a JSON number", other)),
+            other => {
+                return Err(self.wrong_type(name, "a decimal string such as \"150000.00\" or a JSON number", other))
+            }
         };
         let amount = parse_plain_amount(text).map_err(|e| match e {
             AmountTextError::NotPlain => Rejection::new(
@@ -451,7 +482,10 @@ impl<'a> DataReader<'a> {
         if text != self.scheme.currency {
             return Err(Rejection::new(
                 Reason::CurrencyMismatch,
-                format!("data.{name} is {text:?}, but this ledger keeps {}; convert before publishing", self.scheme.currency),
+                format!(
+                    "data.{name} is {text:?}, but this ledger keeps {}; convert before publishing",
+                    self.scheme.currency
+                ),
             ));
         }
         Ok(text.to_owned())
@@ -462,7 +496,10 @@ impl<'a> DataReader<'a> {
         let value = self.required(name)?;
         let text = self.text(name, value, &format!("one of the strings {}", names.join(", ")))?;
         options.iter().find(|(n, _)| *n == text).map(|(_, v)| *v).ok_or_else(|| {
-            Rejection::new(Reason::InvalidValue, format!("data.{name} is {text:?}; it must be one of {}", names.join(", ")))
+            Rejection::new(
+                Reason::InvalidValue,
+                format!("data.{name} is {text:?}; it must be one of {}", names.join(", ")),
+            )
         })
     }
 
@@ -474,7 +511,10 @@ impl<'a> DataReader<'a> {
             amount: self.amount("amount", false)?,
             margin: self.amount("margin", true)?,
             currency: self.currency("currency")?,
-            payment_terms: self.choice("payment_terms", &[("prepayment", PaymentTerms::Prepayment), ("postpayment", PaymentTerms::Postpayment)])?,
+            payment_terms: self.choice(
+                "payment_terms",
+                &[("prepayment", PaymentTerms::Prepayment), ("postpayment", PaymentTerms::Postpayment)],
+            )?,
             due_date: self.date("due_date")?,
             created_on: self.date("created_on")?,
         };
@@ -514,7 +554,8 @@ impl<'a> DataReader<'a> {
     fn deal_cancelled(&self) -> Result<DealCancelled, Rejection> {
         let deal_id = self.id("deal_id")?;
         let cancelled_on = self.date("cancelled_on")?;
-        let fault = self.choice("fault", &[("manager", Fault::Manager), ("client", Fault::Client), ("other", Fault::Other)])?;
+        let fault =
+            self.choice("fault", &[("manager", Fault::Manager), ("client", Fault::Client), ("other", Fault::Other)])?;
         let reason = match self.optional("reason") {
             None => None,
             Some(v) => Some(self.text("reason", v, "a string")?.to_owned()),
@@ -583,7 +624,9 @@ mod tests {
         assert_eq!(a.identity, b.identity);
         // 100000.0 (a number) and "100000.00" (a string) are different JSON values.
         assert_ne!(a.fingerprint, b.fingerprint);
-        let c = parse_event(reordered.replace("100000.0,", "\"100000.00\",").as_bytes(), &scheme(), Admission::Publisher).unwrap();
+        let c =
+            parse_event(reordered.replace("100000.0,", "\"100000.00\",").as_bytes(), &scheme(), Admission::Publisher)
+                .unwrap();
         assert_eq!(a.fingerprint, c.fingerprint);
     }
 
@@ -593,7 +636,10 @@ mod tests {
             r#"{{"specversion":"1.0","id":"s1","source":"premia/ledger","type":"scheme.activated","data":{}}}"#,
             scheme().to_json()
         );
-        assert_eq!(parse_event(raw.as_bytes(), &scheme(), Admission::Publisher).unwrap_err().reason, Reason::TypeNotAccepted);
+        assert_eq!(
+            parse_event(raw.as_bytes(), &scheme(), Admission::Publisher).unwrap_err().reason,
+            Reason::TypeNotAccepted
+        );
         assert!(parse_event(raw.as_bytes(), &scheme(), Admission::Operator).is_ok());
     }
 }

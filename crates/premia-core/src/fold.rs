@@ -80,7 +80,9 @@ pub enum EntryDetail {
         #[serde(with = "crate::money::decimal_bytes")]
         rate: Decimal,
     },
-    Fine { deal_id: Id },
+    Fine {
+        deal_id: Id,
+    },
     PlanBonus(PlanFigures),
 }
 
@@ -455,7 +457,8 @@ impl LedgerState {
         parsed_with: &Arc<Scheme>,
         admission: Admission,
     ) -> Admitted {
-        let parsed = if Arc::ptr_eq(parsed_with, &self.scheme) { parsed } else { parse_event(raw, &self.scheme, admission) };
+        let parsed =
+            if Arc::ptr_eq(parsed_with, &self.scheme) { parsed } else { parse_event(raw, &self.scheme, admission) };
         let event = match parsed {
             Ok(e) => e,
             Err(rejection) => return Admitted::Rejected(rejection),
@@ -594,7 +597,10 @@ impl LedgerState {
         if let Some(existing) = self.deals.get(&d.deal_id) {
             return Step::Rejected(Rejection::new(
                 Reason::DealIdUsed,
-                format!("deal {} was already created (ledger seq {}); deal ids must be unique", d.deal_id, existing.seq),
+                format!(
+                    "deal {} was already created (ledger seq {}); deal ids must be unique",
+                    d.deal_id, existing.seq
+                ),
             ));
         }
         let (period, _) = self.booking_period(d.created_on);
@@ -626,7 +632,10 @@ impl LedgerState {
         if let Some(existing) = self.payments.get(&p.payment_id) {
             return Step::Rejected(Rejection::new(
                 Reason::PaymentIdUsed,
-                format!("payment {} was already received (ledger seq {}); payment ids must be unique", p.payment_id, existing.seq),
+                format!(
+                    "payment {} was already received (ledger seq {}); payment ids must be unique",
+                    p.payment_id, existing.seq
+                ),
             ));
         }
         if let Some((cancelled_on, _)) = deal.cancelled {
@@ -639,7 +648,10 @@ impl LedgerState {
         if p.amount > outstanding {
             return Step::Rejected(Rejection::new(
                 Reason::PaymentExceedsBalance,
-                format!("payment {} of {} is above the {} still owed on deal {} (amount {}, paid so far {})", p.payment_id, p.amount, outstanding, p.deal_id, deal.amount, deal.paid),
+                format!(
+                    "payment {} of {} is above the {} still owed on deal {} (amount {}, paid so far {})",
+                    p.payment_id, p.amount, outstanding, p.deal_id, deal.amount, deal.paid
+                ),
             ));
         }
         let rules = &self.scheme.commission;
@@ -720,7 +732,11 @@ impl LedgerState {
         if let Some((on, _)) = deal.cancelled {
             return Step::Rejected(Rejection::new(
                 Reason::DealAlreadyCancelled,
-                format!("deal {} was already cancelled on {}; a deal is cancelled once", c.deal_id, crate::calendar::date_text(on)),
+                format!(
+                    "deal {} was already cancelled on {}; a deal is cancelled once",
+                    c.deal_id,
+                    crate::calendar::date_text(on)
+                ),
             ));
         }
         deal.cancelled = Some((c.cancelled_on, c.fault));
@@ -758,7 +774,10 @@ impl LedgerState {
         if r.amount > left {
             return Step::Rejected(Rejection::new(
                 Reason::RefundExceedsPayment,
-                format!("refund {} of {} is above the {} left of payment {} (paid {}, refunded so far {})", r.refund_id, r.amount, left, r.payment_id, payment.amount, payment.refunded),
+                format!(
+                    "refund {} of {} is above the {} left of payment {} (paid {}, refunded so far {})",
+                    r.refund_id, r.amount, left, r.payment_id, payment.amount, payment.refunded
+                ),
             ));
         }
         let deal = match self.deals.get(&payment.deal_id) {
@@ -803,7 +822,10 @@ impl LedgerState {
         if let Some(closed_by) = self.closed.get(&p.period) {
             return Step::Rejected(Rejection::new(
                 Reason::PeriodClosed,
-                format!("period {} was closed (ledger seq {closed_by}); plans can be assigned only to open periods", p.period),
+                format!(
+                    "period {} was closed (ledger seq {closed_by}); plans can be assigned only to open periods",
+                    p.period
+                ),
             ));
         }
         self.book_of(p.period, &p.manager_id).plan = Some(Plan { seq, target: p.target, bonus_base: p.bonus_base });

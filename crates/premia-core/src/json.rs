@@ -66,9 +66,9 @@ impl<'a> Json<'a> {
             Json::Number(text) => text.parse::<Number>().map(Value::Number).unwrap_or(Value::Null),
             Json::String(s) => Value::String(s.to_string()),
             Json::Array(items) => Value::Array(items.iter().map(Json::to_value).collect()),
-            Json::Object(members) => {
-                Value::Object(members.iter().map(|(k, v)| (k.to_string(), v.to_value())).collect::<Map<String, Value>>())
-            }
+            Json::Object(members) => Value::Object(
+                members.iter().map(|(k, v)| (k.to_string(), v.to_value())).collect::<Map<String, Value>>(),
+            ),
         }
     }
 }
@@ -209,7 +209,10 @@ pub fn parse_object(raw: &[u8]) -> Result<Json<'_>, Rejection> {
         Ok(object @ Json::Object(_)) => Ok(object),
         Ok(other) => Err(Rejection::new(
             Reason::NotAnObject,
-            format!("the line is a JSON {}, but an event must be one JSON object (a CloudEvent in structured mode)", kind_of(&other)),
+            format!(
+                "the line is a JSON {}, but an event must be one JSON object (a CloudEvent in structured mode)",
+                kind_of(&other)
+            ),
         )),
         Err(e) => Err(classify_error(&e)),
     }

@@ -75,11 +75,7 @@ pub fn mul_div_round(factors: &[Decimal], divisor: Decimal, dp: u32) -> Option<D
     }
     let quotient = n / d;
     let remainder = (n % d).abs();
-    let rounded = if remainder.checked_mul(2)? >= d {
-        quotient + n.signum()
-    } else {
-        quotient
-    };
+    let rounded = if remainder.checked_mul(2)? >= d { quotient + n.signum() } else { quotient };
     Decimal::try_from_i128_with_scale(rounded, dp).ok()
 }
 
@@ -156,10 +152,7 @@ mod tests {
         assert_eq!(parse_plain_amount("007.5"), Ok(d("7.5")));
         assert_eq!(parse_plain_amount("10000000000.00"), Ok(AMOUNT_CAP));
         assert_eq!(parse_plain_amount("10000000000.01"), Err(AmountTextError::AboveCap));
-        assert_eq!(
-            parse_plain_amount("1234567890123456789012345678901234567890"),
-            Err(AmountTextError::AboveCap)
-        );
+        assert_eq!(parse_plain_amount("1234567890123456789012345678901234567890"), Err(AmountTextError::AboveCap));
         for bad in ["1e3", "1 000", "-5", "+5", "", ".5", "5.", "1,5", "0x10", " 1"] {
             assert_eq!(parse_plain_amount(bad), Err(AmountTextError::NotPlain), "{bad:?}");
         }
@@ -169,10 +162,7 @@ mod tests {
     #[test]
     fn mul_div_round_is_half_away_from_zero_on_the_exact_value() {
         // 100000 * 500000 * 0.008 / 1000000 = 400
-        assert_eq!(
-            mul_div_round(&[d("100000.00"), d("500000.00"), d("0.008")], d("1000000.00"), 2),
-            Some(d("400.00"))
-        );
+        assert_eq!(mul_div_round(&[d("100000.00"), d("500000.00"), d("0.008")], d("1000000.00"), 2), Some(d("400.00")));
         // 1 * 0.005 = 0.005 exactly -> 0.01
         assert_eq!(mul_div_round(&[d("1.00"), d("0.005")], Decimal::ONE, 2), Some(d("0.01")));
         assert_eq!(mul_div_round(&[d("-1.00"), d("0.005")], Decimal::ONE, 2), Some(d("-0.01")));

@@ -5,8 +5,8 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde_json::{json, Value};
 
 use crate::event::{
-    DealCancelled, DealCreated, EventType, PaymentLate, PaymentReceived, PaymentRefunded, PeriodClosed,
-    PlanAssigned, MAX_ID_CHARS,
+    DealCancelled, DealCreated, EventType, PaymentLate, PaymentReceived, PaymentRefunded, PeriodClosed, PlanAssigned,
+    MAX_ID_CHARS,
 };
 
 /// The pattern every amount string must match (EVENTS.md: plain notation, at most 2 decimals).

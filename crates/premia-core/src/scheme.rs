@@ -106,9 +106,9 @@ impl TryFrom<String> for Coefficient {
         if text == "proportional" {
             return Ok(Coefficient::Proportional);
         }
-        Decimal::from_str(&text).map(Coefficient::Fixed).map_err(|_| {
-            format!("coefficient {text:?} is neither a decimal such as \"0.85\" nor \"proportional\"")
-        })
+        Decimal::from_str(&text)
+            .map(Coefficient::Fixed)
+            .map_err(|_| format!("coefficient {text:?} is neither a decimal such as \"0.85\" nor \"proportional\""))
     }
 }
 
@@ -175,8 +175,7 @@ impl Scheme {
 
     /// Parses and checks a scheme carried as JSON (the data of `scheme.activated`).
     pub fn from_json(value: &serde_json::Value) -> Result<Scheme, SchemeProblems> {
-        let scheme: Scheme =
-            serde_json::from_value(value.clone()).map_err(|e| SchemeProblems(vec![e.to_string()]))?;
+        let scheme: Scheme = serde_json::from_value(value.clone()).map_err(|e| SchemeProblems(vec![e.to_string()]))?;
         scheme.check()?;
         Ok(scheme)
     }
@@ -225,7 +224,10 @@ impl Scheme {
             problem(format!("plan.bonus_base: {} must be an amount >= 0 with at most 2 decimals", p.bonus_base));
         }
         if p.cap <= Decimal::ZERO || p.cap > Decimal::ONE_HUNDRED || p.cap.scale() > MAX_RATE_DECIMALS {
-            problem(format!("plan.cap: {} must be above 0 and at most 100, with at most {MAX_RATE_DECIMALS} decimals", p.cap));
+            problem(format!(
+                "plan.cap: {} must be above 0 and at most 100, with at most {MAX_RATE_DECIMALS} decimals",
+                p.cap
+            ));
         }
         if p.tiers.is_empty() {
             problem("plan.tiers: at least one tier is needed, starting at from = \"0\"".into());
@@ -235,7 +237,10 @@ impl Scheme {
                 problem(format!("plan.tiers[0].from: the first tier must start at \"0\", not {}", tier.from));
             }
             if tier.from < Decimal::ZERO || tier.from > Decimal::ONE_HUNDRED || tier.from.scale() > MAX_RATE_DECIMALS {
-                problem(format!("plan.tiers[{i}].from: {} must be between 0 and 100 with at most {MAX_RATE_DECIMALS} decimals", tier.from));
+                problem(format!(
+                    "plan.tiers[{i}].from: {} must be between 0 and 100 with at most {MAX_RATE_DECIMALS} decimals",
+                    tier.from
+                ));
             }
             if i > 0 && tier.from <= p.tiers[i - 1].from {
                 problem(format!(
@@ -251,14 +256,19 @@ impl Scheme {
             }
         }
         let cal = &self.calendar;
-        for (name, list) in [("calendar.holidays", &cal.holidays), ("calendar.holidays_without_transfer", &cal.holidays_without_transfer)] {
+        for (name, list) in [
+            ("calendar.holidays", &cal.holidays),
+            ("calendar.holidays_without_transfer", &cal.holidays_without_transfer),
+        ] {
             for (i, md) in list.iter().enumerate() {
                 if MonthDay::parse(md).is_none() {
                     problem(format!("{name}[{i}]: {md:?} is not a day of the year written MM-DD, such as \"11-04\""));
                 }
             }
         }
-        for (name, list) in [("calendar.extra_holidays", &cal.extra_holidays), ("calendar.extra_workdays", &cal.extra_workdays)] {
+        for (name, list) in
+            [("calendar.extra_holidays", &cal.extra_holidays), ("calendar.extra_workdays", &cal.extra_workdays)]
+        {
             for (i, d) in list.iter().enumerate() {
                 if parse_date(d).is_none() {
                     problem(format!("{name}[{i}]: {d:?} is not a date written YYYY-MM-DD, such as \"2026-12-31\""));

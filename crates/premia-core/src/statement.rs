@@ -125,7 +125,11 @@ impl LedgerState {
                     continue;
                 }
                 let own = by_manager.remove(&**manager_id).unwrap_or_default();
-                debug_assert_eq!(own.len() as u64, book.entry_count, "the edge supplied the entries of {period} {manager_id}");
+                debug_assert_eq!(
+                    own.len() as u64,
+                    book.entry_count,
+                    "the edge supplied the entries of {period} {manager_id}"
+                );
                 managers.push(self.manager_statement(manager_id, book, closed, &own));
             }
         }
@@ -137,7 +141,13 @@ impl LedgerState {
         }
     }
 
-    fn manager_statement(&self, manager_id: &str, book: &ManagerBook, closed: bool, entries: &[&Entry]) -> ManagerStatement {
+    fn manager_statement(
+        &self,
+        manager_id: &str,
+        book: &ManagerBook,
+        closed: bool,
+        entries: &[&Entry],
+    ) -> ManagerStatement {
         let plan = book.plan.as_ref().map(|plan| {
             let (figures, status) = match (&book.plan_result, closed) {
                 (Some(f), true) => (f.clone(), "booked"),
@@ -176,7 +186,12 @@ impl LedgerState {
         let mut view = EntryView {
             kind: entry.kind.as_str(),
             amount: entry.amount,
-            event: EventRef { seq: entry.seq, source: entry.source.to_string(), id: entry.event_id.to_string(), event_type },
+            event: EventRef {
+                seq: entry.seq,
+                source: entry.source.to_string(),
+                id: entry.event_id.to_string(),
+                event_type,
+            },
             deal_id: None,
             payment_id: None,
             refund_id: None,
@@ -223,11 +238,9 @@ impl LedgerState {
                     _ => percent_text(*rate),
                 };
                 let when = match (timing, deal, payment) {
-                    (crate::fold::Timing::Prepaid, Some(d), Some(p)) => format!(
-                        "prepaid on {}, due {}",
-                        date_text(p.paid_on),
-                        date_text(d.due_date)
-                    ),
+                    (crate::fold::Timing::Prepaid, Some(d), Some(p)) => {
+                        format!("prepaid on {}, due {}", date_text(p.paid_on), date_text(d.due_date))
+                    }
                     (t, Some(d), Some(p)) => format!(
                         "{}: paid {}, {} {} after the due date {}, grace {}",
                         if *t == crate::fold::Timing::Late { "late" } else { "on time" },

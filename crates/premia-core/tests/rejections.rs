@@ -9,18 +9,29 @@ use premia_core::reject::Stage;
 use premia_core::{Admission, LedgerState, Outcome, Reason, Rejection, Scheme};
 use serde_json::{json, Value};
 
-const PUBLIC_TYPES: [&str; 7] =
-    ["deal.created", "payment.received", "payment.late", "deal.cancelled", "payment.refunded", "plan.assigned", "period.closed"];
+const PUBLIC_TYPES: [&str; 7] = [
+    "deal.created",
+    "payment.received",
+    "payment.late",
+    "deal.cancelled",
+    "payment.refunded",
+    "plan.assigned",
+    "period.closed",
+];
 
 /// A valid `data` per type, holding the required fields only (the optional ones are tested apart).
 fn example(ty: &str) -> Value {
     match ty {
         "deal.created" => json!({"deal_id": "D-1", "manager_id": "M-7", "client_id": "C-55", "amount": "1000000.00",
             "margin": "100000.00", "currency": "RUB", "payment_terms": "prepayment", "due_date": "2026-11-10", "created_on": "2026-11-02"}),
-        "payment.received" => json!({"payment_id": "P-1", "deal_id": "D-1", "amount": "1000.00", "currency": "RUB", "paid_on": "2026-11-05"}),
+        "payment.received" => {
+            json!({"payment_id": "P-1", "deal_id": "D-1", "amount": "1000.00", "currency": "RUB", "paid_on": "2026-11-05"})
+        }
         "payment.late" => json!({"deal_id": "D-1", "as_of": "2026-11-20"}),
         "deal.cancelled" => json!({"deal_id": "D-1", "cancelled_on": "2026-11-12", "fault": "client"}),
-        "payment.refunded" => json!({"refund_id": "R-1", "payment_id": "P-1", "amount": "100.00", "currency": "RUB", "refunded_on": "2026-11-15"}),
+        "payment.refunded" => {
+            json!({"refund_id": "R-1", "payment_id": "P-1", "amount": "100.00", "currency": "RUB", "refunded_on": "2026-11-15"})
+        }
         "plan.assigned" => json!({"manager_id": "M-7", "period": "2026-11", "target": "500000.00"}),
         "period.closed" => json!({"period": "2026-10"}),
         other => panic!("no example for {other}"),
@@ -79,15 +90,21 @@ fn case(name: impl Into<String>, raw: Vec<u8>, reason: Reason) -> Case {
 }
 
 impl Case {
-    fn mentions(self, text: impl Into<String>) -> Case { Case { mentions: Some(text.into()), ..self } }
-    fn by_operator(self) -> Case { Case { admission: Admission::Operator, ..self } }
+    fn mentions(self, text: impl Into<String>) -> Case {
+        Case { mentions: Some(text.into()), ..self }
+    }
+    fn by_operator(self) -> Case {
+        Case { admission: Admission::Operator, ..self }
+    }
 }
 
 fn describe(a: &Admitted) -> String {
     match a {
         Admitted::Rejected(r) => format!("rejected {r}"),
         Admitted::Duplicate => "a duplicate".into(),
-        Admitted::Logged { folded, .. } => format!("logged with outcomes {:?}", folded.iter().map(|f| &f.outcome).collect::<Vec<_>>()),
+        Admitted::Logged { folded, .. } => {
+            format!("logged with outcomes {:?}", folded.iter().map(|f| &f.outcome).collect::<Vec<_>>())
+        }
     }
 }
 
@@ -110,7 +127,12 @@ fn run(cases: &[Case], covered: &mut HashSet<Reason>) {
                     }
                     covered.insert(r.reason);
                 }
-                other => failures.push(format!("{} (attempt {attempt}): expected {}, got {}", c.name, c.reason.code(), describe(&other))),
+                other => failures.push(format!(
+                    "{} (attempt {attempt}): expected {}, got {}",
+                    c.name,
+                    c.reason.code(),
+                    describe(&other)
+                )),
             }
         }
         if state.next_seq() != 1 {
@@ -132,7 +154,8 @@ fn accepted(name: &str, raw: &[u8], admission: Admission) {
 }
 
 fn structural_cases() -> Vec<Case> {
-    let good = String::from_utf8(bytes(&envelope("deal.created", example("deal.created")))).expect("serde_json writes UTF-8");
+    let good =
+        String::from_utf8(bytes(&envelope("deal.created", example("deal.created")))).expect("serde_json writes UTF-8");
     let mut bad_utf8 = good.clone().into_bytes();
     let at = bad_utf8.windows(3).position(|w| w == b"M-7").expect("the example names manager M-7");
     bad_utf8[at + 1] = 0xff;
@@ -150,10 +173,18 @@ fn structural_cases() -> Vec<Case> {
         case("an array", b"[1,2]".to_vec(), Reason::NotAnObject),
         case("a string", b"\"deal.created\"".to_vec(), Reason::NotAnObject),
         case("null", b"null".to_vec(), Reason::NotAnObject),
-        case("envelope key twice", good.replacen("\"id\":\"evt-1\"", "\"id\":\"evt-1\",\"id\":\"evt-2\"", 1).into_bytes(), Reason::DuplicateKey)
-            .mentions("id"),
-        case("data key twice", good.replacen("\"deal_id\":\"D-1\"", "\"deal_id\":\"D-1\",\"deal_id\":\"D-1\"", 1).into_bytes(), Reason::DuplicateKey)
-            .mentions("deal_id"),
+        case(
+            "envelope key twice",
+            good.replacen("\"id\":\"evt-1\"", "\"id\":\"evt-1\",\"id\":\"evt-2\"", 1).into_bytes(),
+            Reason::DuplicateKey,
+        )
+        .mentions("id"),
+        case(
+            "data key twice",
+            good.replacen("\"deal_id\":\"D-1\"", "\"deal_id\":\"D-1\",\"deal_id\":\"D-1\"", 1).into_bytes(),
+            Reason::DuplicateKey,
+        )
+        .mentions("deal_id"),
         case("nesting 65 deep", nested(63).into_bytes(), Reason::NestingTooDeep),
         case("invalid UTF-8", bad_utf8, Reason::InvalidUtf8),
         case("a line over 1 MiB", huge, Reason::LineTooLong),
@@ -162,13 +193,21 @@ fn structural_cases() -> Vec<Case> {
 
 fn envelope_cases() -> Vec<Case> {
     let long = "x".repeat(257);
-    accepted("id and source of 256 characters", &bytes(&json!({"specversion": "1.0", "id": "я".repeat(256),
-        "source": "s".repeat(256), "type": "deal.created", "data": example("deal.created")})), Admission::Publisher);
+    accepted(
+        "id and source of 256 characters",
+        &bytes(&json!({"specversion": "1.0", "id": "я".repeat(256),
+        "source": "s".repeat(256), "type": "deal.created", "data": example("deal.created")})),
+        Admission::Publisher,
+    );
     accepted("no time at all", &env_with("time", None), Admission::Publisher);
     let scheme = Scheme::default_scheme().to_json();
     let mut bad_scheme = scheme.clone();
     bad_scheme["currency"] = json!("rubles");
-    let activation = |s: Value| bytes(&json!({"specversion": "1.0", "id": "s-1", "source": "premia/admin", "type": "scheme.activated", "data": s}));
+    let activation = |s: Value| {
+        bytes(
+            &json!({"specversion": "1.0", "id": "s-1", "source": "premia/admin", "type": "scheme.activated", "data": s}),
+        )
+    };
     accepted("a valid scheme from the operator", &activation(scheme.clone()), Admission::Operator);
     vec![
         case("specversion missing", env_with("specversion", None), Reason::InvalidSpecversion).mentions("specversion"),
@@ -182,7 +221,8 @@ fn envelope_cases() -> Vec<Case> {
         case("source of 257 characters", env_with("source", Some(json!(long))), Reason::InvalidSource),
         case("source an object", env_with("source", Some(json!({"name": "crm"}))), Reason::InvalidSource),
         case("source missing", env_with("source", None), Reason::InvalidSource),
-        case("unknown type", env_with("type", Some(json!("deal.updated"))), Reason::UnknownType).mentions("deal.updated"),
+        case("unknown type", env_with("type", Some(json!("deal.updated"))), Reason::UnknownType)
+            .mentions("deal.updated"),
         case("type missing", env_with("type", None), Reason::UnknownType),
         case("type a number", env_with("type", Some(json!(1))), Reason::UnknownType),
         case("scheme.activated from a publisher", activation(scheme), Reason::TypeNotAccepted),
@@ -191,7 +231,9 @@ fn envelope_cases() -> Vec<Case> {
         case("data missing", env_with("data", None), Reason::InvalidData).mentions("data"),
         case("data an array", env_with("data", Some(json!([example("deal.created")]))), Reason::InvalidData),
         case("data a string", env_with("data", Some(json!("D-1"))), Reason::InvalidData),
-        case("an invalid scheme from the operator", activation(bad_scheme), Reason::InvalidScheme).by_operator().mentions("currency"),
+        case("an invalid scheme from the operator", activation(bad_scheme), Reason::InvalidScheme)
+            .by_operator()
+            .mentions("currency"),
     ]
 }
 
@@ -203,8 +245,14 @@ fn missing_field_cases() -> Vec<Case> {
         for key in full.as_object().expect("examples are objects").keys() {
             let mut without = full.clone();
             without.as_object_mut().expect("object").remove(key);
-            cases.push(case(format!("{ty} without {key}"), bytes(&envelope(ty, without)), Reason::MissingField).mentions(format!("data.{key}")));
-            cases.push(case(format!("{ty} with {key} null"), with(ty, key, Value::Null), Reason::MissingField).mentions(format!("data.{key}")));
+            cases.push(
+                case(format!("{ty} without {key}"), bytes(&envelope(ty, without)), Reason::MissingField)
+                    .mentions(format!("data.{key}")),
+            );
+            cases.push(
+                case(format!("{ty} with {key} null"), with(ty, key, Value::Null), Reason::MissingField)
+                    .mentions(format!("data.{key}")),
+            );
         }
     }
     assert_eq!(cases.len(), 2 * (9 + 5 + 2 + 3 + 5 + 3 + 1));
@@ -220,27 +268,40 @@ fn field_cases() -> Vec<Case> {
     let long = "i".repeat(257);
     vec![
         case("amount true", with("deal.created", "amount", json!(true)), Reason::WrongType).mentions("data.amount"),
-        case("payment amount an array", with("payment.received", "amount", json!(["1.00"])), Reason::WrongType).mentions("data.amount"),
+        case("payment amount an array", with("payment.received", "amount", json!(["1.00"])), Reason::WrongType)
+            .mentions("data.amount"),
         case("deal_id 5", with("payment.received", "deal_id", json!(5)), Reason::WrongType).mentions("data.deal_id"),
-        case("days_overdue \"3\"", with("payment.late", "days_overdue", json!("3")), Reason::WrongType).mentions("data.days_overdue"),
-        case("days_overdue -1", with("payment.late", "days_overdue", json!(-1)), Reason::WrongType).mentions("data.days_overdue"),
+        case("days_overdue \"3\"", with("payment.late", "days_overdue", json!("3")), Reason::WrongType)
+            .mentions("data.days_overdue"),
+        case("days_overdue -1", with("payment.late", "days_overdue", json!(-1)), Reason::WrongType)
+            .mentions("data.days_overdue"),
         case("reason 5", with("deal.cancelled", "reason", json!(5)), Reason::WrongType).mentions("data.reason"),
         case("due_date a number", with("deal.created", "due_date", json!(20261110)), Reason::WrongType),
-        case("deal_id empty", with("deal.created", "deal_id", json!("")), Reason::InvalidIdField).mentions("data.deal_id"),
+        case("deal_id empty", with("deal.created", "deal_id", json!("")), Reason::InvalidIdField)
+            .mentions("data.deal_id"),
         case("manager_id empty", with("plan.assigned", "manager_id", json!("")), Reason::InvalidIdField),
-        case("payment_id of 257 characters", with("payment.refunded", "payment_id", json!(long)), Reason::InvalidIdField),
+        case(
+            "payment_id of 257 characters",
+            with("payment.refunded", "payment_id", json!(long)),
+            Reason::InvalidIdField,
+        ),
         case("refund_id empty", with("payment.refunded", "refund_id", json!("")), Reason::InvalidIdField),
-        case("due_date 2026-02-30", with("deal.created", "due_date", json!("2026-02-30")), Reason::InvalidDate).mentions("data.due_date"),
-        case("paid_on 2026-11-4", with("payment.received", "paid_on", json!("2026-11-4")), Reason::InvalidDate).mentions("data.paid_on"),
+        case("due_date 2026-02-30", with("deal.created", "due_date", json!("2026-02-30")), Reason::InvalidDate)
+            .mentions("data.due_date"),
+        case("paid_on 2026-11-4", with("payment.received", "paid_on", json!("2026-11-4")), Reason::InvalidDate)
+            .mentions("data.paid_on"),
         case("as_of 2026/11/20", with("payment.late", "as_of", json!("2026/11/20")), Reason::InvalidDate),
-        case("plan period 2026-13", with("plan.assigned", "period", json!("2026-13")), Reason::InvalidPeriod).mentions("data.period"),
+        case("plan period 2026-13", with("plan.assigned", "period", json!("2026-13")), Reason::InvalidPeriod)
+            .mentions("data.period"),
         case("close period 2026-13", with("period.closed", "period", json!("2026-13")), Reason::InvalidPeriod),
         case("close period 2026-00", with("period.closed", "period", json!("2026-00")), Reason::InvalidPeriod),
         case("close period 2026-1", with("period.closed", "period", json!("2026-1")), Reason::InvalidPeriod),
-        case("currency USD", with("deal.created", "currency", json!("USD")), Reason::CurrencyMismatch).mentions("data.currency"),
+        case("currency USD", with("deal.created", "currency", json!("USD")), Reason::CurrencyMismatch)
+            .mentions("data.currency"),
         case("payment in USD", with("payment.received", "currency", json!("USD")), Reason::CurrencyMismatch),
         case("refund in USD", with("payment.refunded", "currency", json!("USD")), Reason::CurrencyMismatch),
-        case("payment_terms credit", with("deal.created", "payment_terms", json!("credit")), Reason::InvalidValue).mentions("data.payment_terms"),
+        case("payment_terms credit", with("deal.created", "payment_terms", json!("credit")), Reason::InvalidValue)
+            .mentions("data.payment_terms"),
         case("fault boss", with("deal.cancelled", "fault", json!("boss")), Reason::InvalidValue).mentions("data.fault"),
     ]
 }
@@ -260,36 +321,55 @@ fn amount_cases() -> Vec<Case> {
         case("amount 12.345", deal_amount(json!("12.345")), Reason::InvalidAmount).mentions("data.amount"),
         case("amount the number 12.345", deal_amount(num("12.345")), Reason::InvalidAmount),
         // Plain notation has no sign (EVENTS.md), so a negative amount is not plain: invalid_amount.
-        case("payment amount -5", with("payment.received", "amount", json!("-5")), Reason::InvalidAmount).mentions("data.amount"),
+        case("payment amount -5", with("payment.received", "amount", json!("-5")), Reason::InvalidAmount)
+            .mentions("data.amount"),
         case("margin -5", with("deal.created", "margin", json!("-5")), Reason::InvalidAmount).mentions("data.margin"),
-        case("bonus_base -1", with("plan.assigned", "bonus_base", json!("-1")), Reason::InvalidAmount).mentions("data.bonus_base"),
+        case("bonus_base -1", with("plan.assigned", "bonus_base", json!("-1")), Reason::InvalidAmount)
+            .mentions("data.bonus_base"),
         case("amount 0", deal_amount(json!("0")), Reason::AmountOutOfRange).mentions("data.amount"),
         case("payment amount 0.00", with("payment.received", "amount", json!("0.00")), Reason::AmountOutOfRange),
         case("refund amount 0", with("payment.refunded", "amount", num("0")), Reason::AmountOutOfRange),
         case("target 0", with("plan.assigned", "target", json!("0")), Reason::AmountOutOfRange).mentions("data.target"),
-        case("amount of 40 digits as a string", deal_amount(json!(forty)), Reason::AmountOutOfRange).mentions("data.amount"),
+        case("amount of 40 digits as a string", deal_amount(json!(forty)), Reason::AmountOutOfRange)
+            .mentions("data.amount"),
         case("amount of 40 digits as a number", deal_amount(num(forty)), Reason::AmountOutOfRange),
         case("amount 10000000000.01", deal_amount(json!("10000000000.01")), Reason::AmountOutOfRange),
-        case("margin above amount", with("deal.created", "margin", json!("1000000.01")), Reason::MarginExceedsAmount).mentions("data.margin"),
+        case("margin above amount", with("deal.created", "margin", json!("1000000.01")), Reason::MarginExceedsAmount)
+            .mentions("data.margin"),
     ]
 }
 
 #[test]
-fn structural_rejections() { run(&structural_cases(), &mut HashSet::new()) }
+fn structural_rejections() {
+    run(&structural_cases(), &mut HashSet::new())
+}
 #[test]
-fn envelope_rejections() { run(&envelope_cases(), &mut HashSet::new()) }
+fn envelope_rejections() {
+    run(&envelope_cases(), &mut HashSet::new())
+}
 #[test]
-fn every_required_field_missing_or_null() { run(&missing_field_cases(), &mut HashSet::new()) }
+fn every_required_field_missing_or_null() {
+    run(&missing_field_cases(), &mut HashSet::new())
+}
 #[test]
-fn field_type_id_date_period_currency_and_value_rejections() { run(&field_cases(), &mut HashSet::new()) }
+fn field_type_id_date_period_currency_and_value_rejections() {
+    run(&field_cases(), &mut HashSet::new())
+}
 #[test]
-fn amount_rejections() { run(&amount_cases(), &mut HashSet::new()) }
+fn amount_rejections() {
+    run(&amount_cases(), &mut HashSet::new())
+}
 
 /// A ledger fed by one publisher, each event with a fresh envelope id.
-struct Ledger { state: LedgerState, next: u32 }
+struct Ledger {
+    state: LedgerState,
+    next: u32,
+}
 
 impl Ledger {
-    fn new() -> Ledger { Ledger { state: LedgerState::new(), next: 0 } }
+    fn new() -> Ledger {
+        Ledger { state: LedgerState::new(), next: 0 }
+    }
 
     fn send(&mut self, ty: &str, changes: &[(&str, Value)]) -> Vec<Folded> {
         self.next += 1;
@@ -518,9 +598,13 @@ fn parked_events_rejected_on_release() {
     // A refund above its payment, waiting for that payment, likewise.
     let refund = l.send("payment.refunded", &[("payment_id", json!("P-9")), ("amount", json!("500.00"))]);
     assert!(matches!(refund[0].outcome, Outcome::Parked { .. }), "{refund:?}");
-    let folded = l.send("payment.received", &[("payment_id", json!("P-9")), ("deal_id", json!("D-9")), ("amount", json!("400.00"))]);
+    let folded = l.send(
+        "payment.received",
+        &[("payment_id", json!("P-9")), ("deal_id", json!("D-9")), ("amount", json!("400.00"))],
+    );
     match folded.as_slice() {
-        [Folded { outcome: Outcome::Applied { .. }, .. }, Folded { outcome: Outcome::Rejected(r), released: true, .. }] => {
+        [Folded { outcome: Outcome::Applied { .. }, .. }, Folded { outcome: Outcome::Rejected(r), released: true, .. }] =>
+        {
             assert_eq!(r.reason, Reason::RefundExceedsPayment, "{r}")
         }
         other => panic!("the parked refund must be released and rejected, got {other:?}"),

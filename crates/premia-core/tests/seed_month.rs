@@ -41,7 +41,10 @@ fn the_seed_month_folds_to_the_expected_figures() {
     assert_eq!(state.parked().len() as u64, counts["parked"].as_u64().unwrap());
 
     let statements = expected["statements"].as_object().unwrap();
-    assert_eq!(state.periods().iter().map(|p| p.to_string()).collect::<Vec<_>>(), statements.keys().cloned().collect::<Vec<_>>());
+    assert_eq!(
+        state.periods().iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        statements.keys().cloned().collect::<Vec<_>>()
+    );
     for (period, managers) in statements {
         let got = serde_json::to_value(state.statement(Period::parse(period).unwrap(), None, &entries)).unwrap();
         let got_managers = got["managers"].as_array().unwrap();

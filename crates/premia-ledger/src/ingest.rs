@@ -40,7 +40,12 @@ pub struct IngestOptions {
 
 impl Default for IngestOptions {
     fn default() -> Self {
-        IngestOptions { batch_lines: 8192, snapshot_every: 2_000_000, origin: Origin::File, admission: Admission::Operator }
+        IngestOptions {
+            batch_lines: 8192,
+            snapshot_every: 2_000_000,
+            origin: Origin::File,
+            admission: Admission::Operator,
+        }
     }
 }
 
@@ -107,7 +112,8 @@ pub fn ingest_reader(
         for chunk in receiver {
             let chunk = chunk.map_err(IngestError::Read)?;
             for (raw, parsed) in chunk.lines {
-                let admitted = ledger.offer_parsed(&raw, parsed, &chunk.parsed_with, options.origin, options.admission, now_ms());
+                let admitted =
+                    ledger.offer_parsed(&raw, parsed, &chunk.parsed_with, options.origin, options.admission, now_ms());
                 tally(&mut counts, &admitted, first_seq);
                 lines_in_batch += 1;
             }
@@ -121,7 +127,11 @@ pub fn ingest_reader(
             let commit_started = std::time::Instant::now();
             ledger.submit()?;
             commit_time += commit_started.elapsed();
-            tracing::debug!(lines = lines_in_batch, wait_ms = commit_started.elapsed().as_millis() as u64, "batch submitted");
+            tracing::debug!(
+                lines = lines_in_batch,
+                wait_ms = commit_started.elapsed().as_millis() as u64,
+                "batch submitted"
+            );
             lines_in_batch = 0;
             progress(chunk.bytes_read);
             if ledger.state().next_seq() - last_snapshot_seq >= options.snapshot_every {

@@ -45,7 +45,9 @@ const SNAPSHOT_FORMAT: u32 = 2;
 pub enum LedgerError {
     #[error(transparent)]
     Locked(#[from] LockError),
-    #[error("the ledger store in {dir} cannot be used: {source}. Check the directory's permissions and free disk space")]
+    #[error(
+        "the ledger store in {dir} cannot be used: {source}. Check the directory's permissions and free disk space"
+    )]
     Store { dir: PathBuf, source: sled::Error },
     #[error("the ledger log is damaged: {0}. Run `premia rebuild` to see where; restore the data dir from a backup if it persists")]
     Chunk(#[from] ChunkError),
@@ -218,10 +220,8 @@ impl Ledger {
     /// the state up to the end of the log.
     pub fn open(dir: &Path, options: &LedgerOptions, command: &str) -> Result<Ledger, LedgerError> {
         let lock = DirLock::acquire(dir, command)?;
-        let config = sled::Config::new()
-            .path(dir.join("sled"))
-            .cache_capacity(options.cache_bytes)
-            .flush_every_ms(None);
+        let config =
+            sled::Config::new().path(dir.join("sled")).cache_capacity(options.cache_bytes).flush_every_ms(None);
         let db = open_sled(&config).map_err(store_error(dir))?;
         let (mut state, mut last_hash, mut entry_index) = match load_snapshot(dir, &db) {
             Some(loaded) => loaded,
@@ -372,7 +372,8 @@ impl Ledger {
             return Ok(());
         }
         let header = SnapshotHeader { format: SNAPSHOT_FORMAT, last_hash: self.last_hash };
-        write_snapshot(&self.dir, &header, &self.state, &self.entry_index).map_err(|source| LedgerError::Snapshot { dir: self.dir.clone(), source })?;
+        write_snapshot(&self.dir, &header, &self.state, &self.entry_index)
+            .map_err(|source| LedgerError::Snapshot { dir: self.dir.clone(), source })?;
         self.snapshot_next_seq = self.state.next_seq();
         Ok(())
     }
@@ -429,7 +430,8 @@ impl Ledger {
         }
         self.db.flush().map_err(store_error(&self.dir))?;
         progress(records);
-        let identical = state == self.state && last_hash == self.last_hash && entries_identical && index == self.entry_index;
+        let identical =
+            state == self.state && last_hash == self.last_hash && entries_identical && index == self.entry_index;
         self.state = state;
         self.last_hash = last_hash;
         self.entry_index = index;
@@ -445,7 +447,11 @@ impl Ledger {
     }
 
     /// Every log record from `from_seq` on, in order, with the first seq of its chunk.
-    pub fn for_each_record(&self, from_seq: u64, f: impl FnMut(u64, LogRecord) -> Result<(), LedgerError>) -> Result<(), LedgerError> {
+    pub fn for_each_record(
+        &self,
+        from_seq: u64,
+        f: impl FnMut(u64, LogRecord) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
         for_each_record(&self.db, &self.dir, from_seq, f)
     }
 
@@ -495,7 +501,9 @@ fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
         match config.open() {
-            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline => {
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline =>
+            {
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
             other => return other,
@@ -505,13 +513,17 @@ fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
 
 fn read_entries(db: &sled::Db, dir: &Path, chunk_seq: u64) -> Result<Vec<Entry>, LedgerError> {
     let Some(value) = db.get(entry_key(chunk_seq)).map_err(store_error(dir))? else { return Ok(Vec::new()) };
-    let bytes = lz4_flex::decompress_size_prepended(&value).map_err(|e| LedgerError::Decode(format!("entries of chunk {chunk_seq}: {e}")))?;
+    let bytes = lz4_flex::decompress_size_prepended(&value)
+        .map_err(|e| LedgerError::Decode(format!("entries of chunk {chunk_seq}: {e}")))?;
     bincode::deserialize(&bytes).map_err(|e| LedgerError::Decode(format!("entries of chunk {chunk_seq}: {e}")))
 }
 
 fn decode_stored_chunk(chunk_seq: u64, value: &[u8]) -> Result<Vec<LogRecord>, LedgerError> {
-    let bytes = lz4_flex::decompress_size_prepended(value)
-        .map_err(|_| ChunkError { chunk_seq, offset: 0, what: "the compressed chunk does not decompress" })?;
+    let bytes = lz4_flex::decompress_size_prepended(value).map_err(|_| ChunkError {
+        chunk_seq,
+        offset: 0,
+        what: "the compressed chunk does not decompress",
+    })?;
     Ok(decode_chunk(chunk_seq, &bytes)?)
 }
 
@@ -533,7 +545,11 @@ fn for_each_record(
     let start = match db.range(..=log_key(from_seq)).next_back() {
         Some(entry) => {
             let (key, _) = entry.map_err(store_error(dir))?;
-            if key.starts_with(LOG_PREFIX) { key.to_vec() } else { log_key(0).to_vec() }
+            if key.starts_with(LOG_PREFIX) {
+                key.to_vec()
+            } else {
+                log_key(0).to_vec()
+            }
         }
         None => log_key(0).to_vec(),
     };

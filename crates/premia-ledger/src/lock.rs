@@ -24,7 +24,8 @@ impl DirLock {
         let io = |source| LockError::Io { dir: dir.to_path_buf(), source };
         std::fs::create_dir_all(dir).map_err(io)?;
         let path = dir.join("premia.lock");
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        let mut file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
         match file.try_lock() {
             Ok(()) => {
                 file.set_len(0).map_err(io)?;
@@ -36,7 +37,8 @@ impl DirLock {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
                 let holder = holder.trim();
-                let holder = if holder.is_empty() { "a process that did not say which".to_string() } else { holder.to_string() };
+                let holder =
+                    if holder.is_empty() { "a process that did not say which".to_string() } else { holder.to_string() };
                 Err(LockError::Held { dir: dir.to_path_buf(), holder })
             }
             Err(std::fs::TryLockError::Error(e)) => Err(io(e)),

@@ -77,7 +77,14 @@ pub fn chain_hash(previous: &Hash, seq: u64, arrived_ms: i64, origin: Origin, ra
 }
 
 /// Appends one record to a chunk buffer and returns its hash.
-pub fn encode_record(chunk: &mut Vec<u8>, previous: &Hash, seq: u64, arrived_ms: i64, origin: Origin, raw: &[u8]) -> Hash {
+pub fn encode_record(
+    chunk: &mut Vec<u8>,
+    previous: &Hash,
+    seq: u64,
+    arrived_ms: i64,
+    origin: Origin,
+    raw: &[u8],
+) -> Hash {
     let hash = chain_hash(previous, seq, arrived_ms, origin, raw);
     chunk.extend_from_slice(&seq.to_be_bytes());
     chunk.extend_from_slice(&arrived_ms.to_be_bytes());

@@ -13,7 +13,10 @@ use premia_ledger::ingest::{ingest_reader, now_ms, IngestOptions};
 use premia_ledger::{Counts, Ledger, LedgerOptions, Origin};
 use serde_json::json;
 
-use crate::cli::{CloseArgs, DemoArgs, Format, GenerateArgs, IngestArgs, RejectedArgs, SchemeCommand, SchemasArgs, StatementArgs, StatementFormat};
+use crate::cli::{
+    CloseArgs, DemoArgs, Format, GenerateArgs, IngestArgs, RejectedArgs, SchemasArgs, SchemeCommand, StatementArgs,
+    StatementFormat,
+};
 use crate::render;
 
 fn open(data_dir: &Path, command: &str) -> anyhow::Result<Ledger> {
@@ -21,7 +24,8 @@ fn open(data_dir: &Path, command: &str) -> anyhow::Result<Ledger> {
 }
 
 fn parse_period(text: &str) -> anyhow::Result<Period> {
-    Period::parse(text).with_context(|| format!("{text:?} is not a period; write a calendar month as YYYY-MM, such as 2026-11"))
+    Period::parse(text)
+        .with_context(|| format!("{text:?} is not a period; write a calendar month as YYYY-MM, such as 2026-11"))
 }
 
 /// A progress bar on standard error, drawn only when it is a terminal.
@@ -34,8 +38,9 @@ fn progress_bar(len: Option<u64>, what: &str) -> ProgressBar {
             ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         ),
-        None => ProgressBar::new_spinner()
-            .with_style(ProgressStyle::with_template("{msg} {spinner} {pos}").unwrap_or_else(|_| ProgressStyle::default_spinner())),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{msg} {spinner} {pos}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ),
     };
     bar.set_draw_target(ProgressDrawTarget::stderr());
     bar.set_message(what.to_string());
@@ -46,7 +51,8 @@ pub fn ingest(data_dir: &Path, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     let (reader, len): (Box<dyn BufRead + Send>, Option<u64>) = if args.input == "-" {
         (Box::new(BufReader::with_capacity(1 << 20, io::stdin())), None)
     } else {
-        let file = File::open(&args.input).with_context(|| format!("cannot open {}; check the path and that it is readable", args.input))?;
+        let file = File::open(&args.input)
+            .with_context(|| format!("cannot open {}; check the path and that it is readable", args.input))?;
         let len = file.metadata().ok().map(|m| m.len());
         (Box::new(BufReader::with_capacity(1 << 20, file)), len)
     };
@@ -138,7 +144,10 @@ pub fn close(data_dir: &Path, args: &CloseArgs) -> anyhow::Result<ExitCode> {
         }
         Outcome::Rejected(rejection) => {
             match args.format {
-                Format::Json => println!("{}", json!({"period": period.to_string(), "closed": false, "reason": rejection.reason.code(), "message": rejection.message})),
+                Format::Json => println!(
+                    "{}",
+                    json!({"period": period.to_string(), "closed": false, "reason": rejection.reason.code(), "message": rejection.message})
+                ),
                 Format::Text => eprintln!("Not closed: {}", rejection.message),
             }
             Ok(ExitCode::FAILURE)
@@ -159,7 +168,11 @@ pub fn rejected(data_dir: &Path, args: &RejectedArgs) -> anyhow::Result<ExitCode
     let items = render::rejections(&ledger)?;
     let mut out = io::stdout().lock();
     match args.format {
-        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&items.iter().map(render::RejectionItem::to_json).collect::<Vec<_>>())?)?,
+        Format::Json => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&items.iter().map(render::RejectionItem::to_json).collect::<Vec<_>>())?
+        )?,
         Format::Text => render::rejections_text(&items, &mut out)?,
     }
     Ok(ExitCode::SUCCESS)
@@ -193,7 +206,9 @@ pub fn rebuild(data_dir: &Path, format: Format) -> anyhow::Result<ExitCode> {
     let report = ledger.rebuild(|n| bar.set_position(n))?;
     bar.finish_and_clear();
     match format {
-        Format::Json => println!("{}", json!({"records": report.records, "identical": report.identical, "chain": "intact"})),
+        Format::Json => {
+            println!("{}", json!({"records": report.records, "identical": report.identical, "chain": "intact"}))
+        }
         Format::Text => {
             println!("Folded {} log records from nothing; the hash chain is intact.", report.records);
             if report.identical {
@@ -216,7 +231,9 @@ pub fn scheme(data_dir: &Path, command: SchemeCommand) -> anyhow::Result<ExitCod
             let ledger = open(data_dir, "scheme show")?;
             match ledger.state().scheme_seq() {
                 Some(seq) => println!("# The active scheme, in force since ledger seq {seq}."),
-                None => println!("# The built-in default scheme: the ledger is empty, and it will be logged before the first event."),
+                None => println!(
+                    "# The built-in default scheme: the ledger is empty, and it will be logged before the first event."
+                ),
             }
             print!("{}", ledger.state().scheme().to_toml());
             Ok(ExitCode::SUCCESS)
@@ -239,12 +256,17 @@ pub fn scheme(data_dir: &Path, command: SchemeCommand) -> anyhow::Result<ExitCod
         }
         SchemeCommand::Activate { file } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let scheme = Scheme::from_toml(&text).map_err(|p| anyhow::anyhow!("{} is not a valid scheme:\n  - {}", file.display(), p.0.join("\n  - ")))?;
+            let scheme = Scheme::from_toml(&text).map_err(|p| {
+                anyhow::anyhow!("{} is not a valid scheme:\n  - {}", file.display(), p.0.join("\n  - "))
+            })?;
             let mut ledger = open(data_dir, "scheme activate")?;
             let raw = scheme_activation_record(&scheme, ledger.state().next_seq());
             match append_own(&mut ledger, &raw)? {
                 Admitted::Logged { seq, .. } => {
-                    println!("Scheme {:?} is active from ledger seq {seq}: it applies to every event folded from now on.", scheme.name);
+                    println!(
+                        "Scheme {:?} is active from ledger seq {seq}: it applies to every event folded from now on.",
+                        scheme.name
+                    );
                     Ok(ExitCode::SUCCESS)
                 }
                 other => bail!("the scheme was not activated: {other:?}"),
@@ -292,7 +314,11 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
 
 pub fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     let mut out = io::BufWriter::with_capacity(1 << 20, io::stdout().lock());
-    let options = crate::synth::SynthOptions { managers: args.managers.max(1), noise: args.noise, ..crate::synth::SynthOptions::default() };
+    let options = crate::synth::SynthOptions {
+        managers: args.managers.max(1),
+        noise: args.noise,
+        ..crate::synth::SynthOptions::default()
+    };
     for line in crate::synth::Synth::new(args.seed, options).take(args.events as usize) {
         out.write_all(line.as_bytes())?;
         out.write_all(b"\n")?;

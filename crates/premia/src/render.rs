@@ -58,8 +58,21 @@ pub fn statement_text(s: &Statement, out: &mut impl Write) -> std::io::Result<()
 pub fn statement_csv(s: &Statement, out: &mut impl Write) -> anyhow::Result<()> {
     let mut writer = csv::Writer::from_writer(out);
     writer.write_record([
-        "period", "status", "currency", "manager_id", "commission", "clawback", "fines", "plan_bonus", "total",
-        "plan_target", "plan_actual", "plan_achievement", "plan_coefficient", "plan_bonus_amount", "plan_status",
+        "period",
+        "status",
+        "currency",
+        "manager_id",
+        "commission",
+        "clawback",
+        "fines",
+        "plan_bonus",
+        "total",
+        "plan_target",
+        "plan_actual",
+        "plan_achievement",
+        "plan_coefficient",
+        "plan_bonus_amount",
+        "plan_status",
     ])?;
     for m in &s.managers {
         let plan = m.plan.as_ref();
@@ -134,7 +147,8 @@ pub fn rejections(ledger: &Ledger) -> anyhow::Result<Vec<RejectionItem>> {
     }
     for (seq, (_, rejection)) in ledger.state().rejected_by_rule() {
         let record = ledger.record(*seq)?;
-        let (arrived_ms, origin, raw) = record.map(|r| (r.arrived_ms, r.origin, r.raw)).unwrap_or((0, Origin::Ledger, Vec::new()));
+        let (arrived_ms, origin, raw) =
+            record.map(|r| (r.arrived_ms, r.origin, r.raw)).unwrap_or((0, Origin::Ledger, Vec::new()));
         items.push(RejectionItem {
             reference: format!("seq:{seq}"),
             stage: rejection.reason.stage(),
@@ -155,9 +169,21 @@ pub fn rejections_text(items: &[RejectionItem], out: &mut impl Write) -> std::io
         return writeln!(out, "Nothing was rejected.");
     }
     for i in items {
-        writeln!(out, "{:<10} {:<24} {}  ({} via {})", i.reference, i.reason, i.message, rfc3339(i.arrived_ms), i.origin.as_str())?;
+        writeln!(
+            out,
+            "{:<10} {:<24} {}  ({} via {})",
+            i.reference,
+            i.reason,
+            i.message,
+            rfc3339(i.arrived_ms),
+            i.origin.as_str()
+        )?;
         let shown = String::from_utf8_lossy(&i.raw[..i.raw.len().min(160)]).replace('\n', " ");
-        let more = if i.raw.len() > 160 { format!(" ... ({} bytes; `premia rejected --raw {}`)", i.raw.len(), i.reference) } else { String::new() };
+        let more = if i.raw.len() > 160 {
+            format!(" ... ({} bytes; `premia rejected --raw {}`)", i.raw.len(), i.reference)
+        } else {
+            String::new()
+        };
         writeln!(out, "           {shown}{more}")?;
     }
     writeln!(out, "{} rejected. The exact bytes of one: premia rejected --raw REF", items.len())

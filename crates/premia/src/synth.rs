@@ -158,7 +158,11 @@ impl Synth {
         }
         Some(self.envelope(
             "payment.received",
-            format!(r#"{{"payment_id":"P-{id}","deal_id":"D-{deal}","amount":"{}","currency":"RUB","paid_on":"{}"}}"#, money(amount), date_text(paid_on)),
+            format!(
+                r#"{{"payment_id":"P-{id}","deal_id":"D-{deal}","amount":"{}","currency":"RUB","paid_on":"{}"}}"#,
+                money(amount),
+                date_text(paid_on)
+            ),
         ))
     }
 
@@ -199,7 +203,10 @@ impl Synth {
             let index = self.rng.gen_range(0..self.deals.len());
             let deal = self.deals.swap_remove(index).id;
             let fault = ["manager", "client", "other"][self.rng.gen_range(0..3)];
-            self.envelope("deal.cancelled", format!(r#"{{"deal_id":"D-{deal}","cancelled_on":"{}","fault":"{fault}"}}"#, date_text(self.day)))
+            self.envelope(
+                "deal.cancelled",
+                format!(r#"{{"deal_id":"D-{deal}","cancelled_on":"{}","fault":"{fault}"}}"#, date_text(self.day)),
+            )
         } else if roll < 0.87 && !self.payments.is_empty() {
             let index = self.rng.gen_range(0..self.payments.len());
             let left = self.payments[index].refundable_kopecks;
@@ -224,7 +231,11 @@ impl Synth {
             let deal = self.deals[self.rng.gen_range(0..self.deals.len())].id;
             self.envelope(
                 "payment.received",
-                format!(r#"{{"payment_id":"P-x{}","deal_id":"D-{deal}","amount":"10.00","currency":"USD","paid_on":"{}"}}"#, self.next_event, date_text(self.day)),
+                format!(
+                    r#"{{"payment_id":"P-x{}","deal_id":"D-{deal}","amount":"10.00","currency":"USD","paid_on":"{}"}}"#,
+                    self.next_event,
+                    date_text(self.day)
+                ),
             )
         } else {
             let index = self.rng.gen_range(0..self.deals.len());
