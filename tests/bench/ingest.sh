@@ -11,6 +11,7 @@ trap 'rm -rf "$work"' EXIT
 cargo build --release -q -p premia
 premia=target/release/premia
 $premia generate --events "$events" --seed 1 > "$work/events.jsonl"
+sync  # let the input reach the disk first, so its writeback does not compete with our flushes
 echo "input: $events lines, $(du -h "$work/events.jsonl" | cut -f1)"
 
 # Peak RSS and wall time of the whole command, snapshot included.
