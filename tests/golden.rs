@@ -117,3 +117,90 @@ fn ingesting_the_same_file_again_changes_nothing() {
     let rebuilt = last_json_line(&premia(dir.path(), &["rebuild", "--format", "json"]));
     assert_eq!(rebuilt["identical"], true);
 }
+
+fn premia_status(dir: &Path, args: &[&str]) -> Output {
+    Command::new(PREMIA).arg("--data-dir").arg(dir).args(args).output().expect("run premia")
+}
+
+#[test]
+fn an_activated_scheme_applies_to_every_event_folded_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // The default scheme is logged before the first event, and `scheme show` prints it.
+    let shown = String::from_utf8(premia(dir.path(), &["scheme", "show"]).stdout).unwrap();
+    assert!(shown.contains("on_time_rate = \"0.008\""), "{shown}");
+
+    // 0.9 % on time instead of 0.8 %, and a fine of 1500.00.
+    let default = String::from_utf8(premia(dir.path(), &["scheme", "show", "--default"]).stdout).unwrap();
+    let changed = default
+        .replace("name = \"default\"", "name = \"richer on time\"")
+        .replace("on_time_rate = \"0.008\"", "on_time_rate = \"0.009\"")
+        .replace("manager_fault = \"2000.00\"", "manager_fault = \"1500.00\"");
+    let scheme_file = dir.path().join("richer.toml");
+    std::fs::write(&scheme_file, changed).unwrap();
+    let checked = premia(dir.path(), &["scheme", "check", scheme_file.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&checked.stdout).contains("is a valid scheme"));
+    premia(dir.path(), &["scheme", "activate", scheme_file.to_str().unwrap()]);
+    let shown = String::from_utf8(premia(dir.path(), &["scheme", "show"]).stdout).unwrap();
+    assert!(shown.contains("in force since ledger seq 1") && shown.contains("0.009"), "{shown}");
+
+    premia(dir.path(), &["ingest", SEED]);
+    let nov: Value =
+        serde_json::from_slice(&premia(dir.path(), &["statement", "--period", "2026-11", "--format", "json"]).stdout)
+            .unwrap();
+    let m = |id: &str| nov["managers"].as_array().unwrap().iter().find(|m| m["manager_id"] == id).unwrap().clone();
+    // M-3: one on-time payment, margin 80 000.00 x 0.009 = 720.00 (640.00 under the default).
+    assert_eq!(m("M-3")["commission"], "720.00");
+    // M-1: prepaid 400.00 unchanged, the fine is now 1500.00.
+    assert_eq!(m("M-1")["commission"], "400.00");
+    assert_eq!(m("M-1")["fines"], "-1500.00");
+    // The log alone says which rules made the entries: a rebuild from it agrees.
+    assert_eq!(last_json_line(&premia(dir.path(), &["rebuild", "--format", "json"]))["identical"], true);
+}
+
+#[test]
+fn a_bad_scheme_is_refused_with_every_problem_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let default = String::from_utf8(premia(dir.path(), &["scheme", "show", "--default"]).stdout).unwrap();
+    let bad = default
+        .replace("late_rate = \"0.005\"", "late_rate = \"5\"")
+        .replace("currency = \"RUB\"", "currency = \"rub\"");
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, bad).unwrap();
+    let out = premia_status(dir.path(), &["scheme", "check", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("currency:") && err.contains("commission.late_rate:"), "{err}");
+    let out = premia_status(dir.path(), &["scheme", "activate", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    // Nothing was logged.
+    let shown = String::from_utf8(premia(dir.path(), &["scheme", "show"]).stdout).unwrap();
+    assert!(shown.contains("built-in default scheme"), "{shown}");
+}
+
+#[test]
+fn a_second_process_is_told_who_holds_the_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    premia(dir.path(), &["ingest", SEED]);
+    // Hold the ledger with a long-running ingest from a pipe that stays open.
+    let mut holder = Command::new(PREMIA)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["ingest", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the holder has taken the lock (it names itself in the lock file).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let holder_line = format!("pid {} running `premia ingest`", holder.id());
+    while !std::fs::read_to_string(dir.path().join("premia.lock")).unwrap_or_default().contains(&holder_line) {
+        assert!(std::time::Instant::now() < deadline, "the holder never took the lock");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = premia_status(dir.path(), &["statement", "--period", "2026-11"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    assert!(err.contains("in use by another premia process") && err.contains(&holder_line), "{err}");
+}

@@ -34,8 +34,17 @@ impl DirLock {
                 Ok(DirLock { _file: file })
             }
             Err(std::fs::TryLockError::WouldBlock) => {
+                // The holder writes its line just after it takes the lock: give it a moment.
                 let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
+                for _ in 0..20 {
+                    holder.clear();
+                    let _ = file.rewind();
+                    let _ = file.read_to_string(&mut holder);
+                    if !holder.trim().is_empty() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
                 let holder = holder.trim();
                 let holder =
                     if holder.is_empty() { "a process that did not say which".to_string() } else { holder.to_string() };
