@@ -6,21 +6,13 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use base64::Engine;
 use serde_json::{json, Map, Value};
 
-const PREMIA: &str = env!("CARGO_BIN_EXE_premia");
-
-/// Runs premia on a data dir; it must exit 0 and must not panic.
-fn premia(dir: &Path, args: &[&str]) -> Output {
-    let out = Command::new(PREMIA).arg("--data-dir").arg(dir).args(args).output().expect("run premia");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "premia {args:?} panicked:\n{stderr}");
-    assert!(out.status.success(), "premia {args:?} exited with {}:\n{stderr}", out.status);
-    out
-}
+mod support;
+use support::premia;
 
 fn ingest(dir: &Path, file: &Path) -> Value {
     let out = premia(dir, &["ingest", file.to_str().unwrap(), "--format", "json"]);

@@ -11,21 +11,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const PREMIA: &str = env!("CARGO_BIN_EXE_premia");
+mod support;
+use support::{premia, PREMIA};
 /// Lines generated. At least 100 000; sized so that the test takes well under a minute in a
 /// dev build.
 const EVENTS: u64 = 100_000;
 const SEED: &str = "42";
 const KILLS: usize = 5;
 const KILL_SEED: u64 = 0x5eed_c0de;
-
-fn premia(dir: &Path, args: &[&str]) -> Output {
-    let out = Command::new(PREMIA).arg("--data-dir").arg(dir).args(args).output().expect("run premia");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "premia {args:?} panicked:\n{stderr}");
-    assert!(out.status.success(), "premia {args:?} exited with {}:\n{stderr}", out.status);
-    out
-}
 
 fn json_of(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).expect("JSON on stdout")

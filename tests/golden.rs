@@ -1,26 +1,15 @@
 //! The worked month through the real binary and a real sled directory: counts and every
 //! manager's figures in both periods must equal `tests/data/seed-month.expected.json`.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
-const PREMIA: &str = env!("CARGO_BIN_EXE_premia");
 const SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/seed-month.jsonl");
 const EXPECTED: &str = include_str!("data/seed-month.expected.json");
 
-fn premia(dir: &Path, args: &[&str]) -> Output {
-    let out = Command::new(PREMIA).arg("--data-dir").arg(dir).args(args).output().expect("run premia");
-    assert!(out.status.success(), "premia {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn last_json_line(out: &Output) -> Value {
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().last().expect("some output");
-    serde_json::from_str(line).expect("the last line is one JSON object")
-}
+mod support;
+use support::{last_json_line, premia, premia_status, PREMIA};
 
 #[test]
 fn the_seed_month_gives_the_expected_statements() {
@@ -116,10 +105,6 @@ fn ingesting_the_same_file_again_changes_nothing() {
     assert_eq!(before, after);
     let rebuilt = last_json_line(&premia(dir.path(), &["rebuild", "--format", "json"]));
     assert_eq!(rebuilt["identical"], true);
-}
-
-fn premia_status(dir: &Path, args: &[&str]) -> Output {
-    Command::new(PREMIA).arg("--data-dir").arg(dir).args(args).output().expect("run premia")
 }
 
 #[test]
