@@ -29,3 +29,4 @@ pub fn last_json_line(out: &Output) -> Value {
     let line = text.lines().last().expect("some output");
     serde_json::from_str(line).expect("the last line is one JSON object")
 }
+pub mod nats_server;

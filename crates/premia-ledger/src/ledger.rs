@@ -7,6 +7,7 @@
 //! | `log` + first seq (BE) | a chunk of log records (see `log`), LZ4-compressed |
 //! | `ent` + first seq (BE) | the entries the records of that chunk booked, LZ4-compressed |
 //! | `rej` + id (BE)        | a line rejected by validation or as a conflict, raw bytes kept |
+//! | `cur` + name           | an input's position (a JetStream stream sequence), written in the same batch as what it covers |
 //!
 //! Entries are derived data, but they are kept in the store rather than in memory: a statement
 //! reads the entry chunks of its period (an in-memory index says which), and the fold state
@@ -36,6 +37,7 @@ use crate::log::{decode_chunk, encode_record, verify_link, ChunkError, Hash, Log
 const LOG_PREFIX: &[u8] = b"log";
 const ENTRY_PREFIX: &[u8] = b"ent";
 const REJECTION_PREFIX: &[u8] = b"rej";
+const CURSOR_PREFIX: &[u8] = b"cur";
 const SNAPSHOT_FILE: &str = "snapshot.bin";
 /// Bumped whenever the snapshot's layout changes; an old snapshot is then ignored and the state
 /// rebuilt from the log, which never changes format silently.
@@ -155,6 +157,7 @@ struct PendingBatch {
     records: usize,
     entries: Vec<Entry>,
     rejections: Vec<StoredRejection>,
+    cursors: Vec<(String, u64)>,
 }
 
 /// Which chunks hold entries of which period, in order.
@@ -178,7 +181,9 @@ fn applied_entries(folded: &[Folded]) -> impl Iterator<Item = &Entry> {
 
 pub struct Ledger {
     dir: PathBuf,
-    _lock: DirLock,
+    // Fields drop in this order: the writer finishes (and lets go of its handle) before the
+    // store closes, and the data dir lock is released last of all.
+    writer: Writer,
     db: sled::Db,
     state: LedgerState,
     last_hash: Hash,
@@ -187,7 +192,8 @@ pub struct Ledger {
     /// The log position the stored snapshot covers (its `next_seq`).
     snapshot_next_seq: u64,
     entry_index: EntryIndex,
-    writer: Writer,
+    cursors: BTreeMap<String, u64>,
+    _lock: DirLock,
 }
 
 fn log_key(seq: u64) -> [u8; 11] {
@@ -252,6 +258,13 @@ impl Ledger {
             .transpose()
             .map_err(store_error(dir))?
             .map_or(1, |(k, _)| seq_of_key(&k) + 1);
+        let mut cursors = BTreeMap::new();
+        for item in db.scan_prefix(CURSOR_PREFIX) {
+            let (key, value) = item.map_err(store_error(dir))?;
+            let name = String::from_utf8_lossy(&key[CURSOR_PREFIX.len()..]).into_owned();
+            let position = value.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
+            cursors.insert(name, position);
+        }
         let writer_db = db.clone();
         Ok(Ledger {
             dir: dir.to_path_buf(),
@@ -264,6 +277,7 @@ impl Ledger {
             snapshot_next_seq,
             entry_index,
             writer: Writer::start(writer_db),
+            cursors,
         })
     }
 
@@ -330,9 +344,22 @@ impl Ledger {
         self.last_hash = encode_record(&mut self.pending.chunk, &self.last_hash, seq, arrived_ms, origin, raw);
     }
 
-    /// Lines offered since the last commit (logged records plus stored rejections).
+    /// Writes waiting for the next commit (logged records, stored rejections, cursors).
     pub fn pending_writes(&self) -> usize {
-        self.pending.records + self.pending.rejections.len()
+        self.pending.records + self.pending.rejections.len() + self.pending.cursors.len()
+    }
+
+    /// Records how far an input has been read (for JetStream: the last stream sequence offered).
+    /// It is written in the same atomic batch as what was offered before it, so after a crash
+    /// the cursor and the log always agree.
+    pub fn set_cursor(&mut self, name: &str, position: u64) {
+        self.cursors.insert(name.to_string(), position);
+        self.pending.cursors.push((name.to_string(), position));
+    }
+
+    /// The position last set for an input, committed or not.
+    pub fn cursor(&self, name: &str) -> Option<u64> {
+        self.cursors.get(name).copied()
     }
 
     /// Hands everything offered since the last submit to the writer thread, which writes it as
@@ -501,8 +528,10 @@ fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
         match config.open() {
+            // sled wraps the lock failure in an `Other` error that names it.
             Err(sled::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline =>
+                if (e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock"))
+                    && std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
@@ -668,6 +697,11 @@ fn write_batch(db: &sled::Db, pending: PendingBatch) -> Result<(), sled::Error> 
     }
     for rejection in &pending.rejections {
         batch.insert(&rejection_key(rejection.id), bincode::serialize(rejection).map_err(encode)?);
+    }
+    for (name, position) in &pending.cursors {
+        let mut key = CURSOR_PREFIX.to_vec();
+        key.extend_from_slice(name.as_bytes());
+        batch.insert(key, &position.to_be_bytes());
     }
     db.apply_batch(batch)?;
     db.flush()?;

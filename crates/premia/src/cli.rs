@@ -110,6 +110,79 @@ pub enum Command {
 
     /// Write the JSON Schemas of the event contract into a directory (the repo keeps them in schemas/).
     Schemas(SchemasArgs),
+
+    /// Consume the JetStream events stream into the ledger, acking each batch once it is on disk.
+    ///
+    /// Creates the stream (file-backed) and premia's durable pull consumer when missing. Each
+    /// fetched batch is folded, written as one sled batch with the stream position, flushed, and
+    /// only then acked; a restart after a crash neither loses nor double-counts anything.
+    /// Rejections are stored and also published to premia.rejected.<reason>. Stops on SIGINT or
+    /// SIGTERM after finishing the batch in hand.
+    Serve(ServeArgs),
+
+    /// Publish JSON Lines to the events stream with Nats-Msg-Id set from each event's source and
+    /// id, many acks in flight. Lines that are not events are published as they are, without the
+    /// header, so the ledger records why it refuses them.
+    Publish(PublishArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NatsArgs {
+    /// The NATS server.
+    #[arg(long, env = "PREMIA_NATS_URL", default_value = "nats://127.0.0.1:4222", value_name = "URL")]
+    pub nats_url: String,
+    #[arg(long, env = "PREMIA_NATS_USER", value_name = "USER", requires = "nats_password")]
+    pub nats_user: Option<String>,
+    #[arg(long, env = "PREMIA_NATS_PASSWORD", value_name = "PASSWORD", hide_env_values = true)]
+    pub nats_password: Option<String>,
+    #[arg(long, env = "PREMIA_NATS_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub nats_token: Option<String>,
+    /// An NKey seed (SU...).
+    #[arg(long, env = "PREMIA_NATS_NKEY_SEED", value_name = "SEED", hide_env_values = true)]
+    pub nats_nkey_seed: Option<String>,
+    /// A .creds file (JWT and NKey seed) as nsc writes them.
+    #[arg(long, env = "PREMIA_NATS_CREDS", value_name = "FILE")]
+    pub nats_creds: Option<PathBuf>,
+    /// PEM file of CA certificates to trust (a server with a private CA).
+    #[arg(long, env = "PREMIA_NATS_TLS_CA", value_name = "FILE")]
+    pub nats_tls_ca: Option<PathBuf>,
+    /// Refuse a connection without TLS.
+    #[arg(long, env = "PREMIA_NATS_TLS_REQUIRED")]
+    pub nats_tls_required: bool,
+    /// The JetStream stream of CRM events.
+    #[arg(long, env = "PREMIA_STREAM", default_value = "PREMIA_EVENTS")]
+    pub stream: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// premia's durable consumer on the stream.
+    #[arg(long, env = "PREMIA_CONSUMER", default_value = "premia")]
+    pub consumer: String,
+    /// Messages per fetch, per durable batch and per ack.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub batch: u64,
+    /// Consume until nothing is pending for premia, then exit 0 (for batch jobs and tests).
+    #[arg(long)]
+    pub drain: bool,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// A JSON Lines file, or - for standard input.
+    #[arg(value_name = "FILE|-")]
+    pub input: String,
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// Publish acks awaited at most at once.
+    #[arg(long, default_value_t = 4096)]
+    pub in_flight: usize,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

@@ -29,7 +29,7 @@ fn parse_period(text: &str) -> anyhow::Result<Period> {
 }
 
 /// A progress bar on standard error, drawn only when it is a terminal.
-fn progress_bar(len: Option<u64>, what: &str) -> ProgressBar {
+pub(crate) fn progress_bar(len: Option<u64>, what: &str) -> ProgressBar {
     if !io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }

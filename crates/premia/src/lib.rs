@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod nats;
 pub mod render;
 pub mod synth;
 
@@ -36,5 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scheme(cmd) => commands::scheme(data_dir, cmd),
         Command::Generate(args) => commands::generate(&args),
         Command::Schemas(args) => commands::schemas(&args),
+        Command::Serve(args) => nats::serve(data_dir, &args),
+        Command::Publish(args) => nats::publish(&args),
     }
 }
