@@ -121,3 +121,66 @@ fn a_killed_server_restarted_again_and_again_ends_with_the_clean_statements() {
     assert_eq!(statements(&crashed, &periods), statements(&clean, &periods));
     assert_eq!(last_json_line(&premia(&crashed, &["rebuild", "--format", "json"]))["identical"], true);
 }
+
+#[test]
+fn the_feed_and_the_rejection_notices_say_what_happened() {
+    use futures::StreamExt;
+
+    let server = NatsServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = runtime.block_on(async_nats::connect(server.url())).unwrap();
+    // Rejection notices are plain NATS messages: subscribe before anything is served.
+    let mut notices = runtime.block_on(client.subscribe("premia.rejected.>")).unwrap();
+    runtime.block_on(client.flush()).unwrap();
+
+    premia(work.path(), &["publish", SEED, "--nats-url", &server.url()]);
+    premia(&work.path().join("ledger"), &["serve", "--drain", "--nats-url", &server.url()]);
+
+    // The payment in USD was refused: the notice names the reason and carries the raw event.
+    let notice = runtime
+        .block_on(async { tokio::time::timeout(std::time::Duration::from_secs(10), notices.next()).await })
+        .expect("a rejection notice")
+        .unwrap();
+    assert_eq!(notice.subject.as_str(), "premia.rejected.currency_mismatch");
+    let headers = notice.headers.expect("headers");
+    assert_eq!(headers.get("Premia-Reason").map(|v| v.as_str()), Some("currency_mismatch"));
+    assert!(headers.get("Premia-Message").unwrap().as_str().contains("USD"));
+    assert!(String::from_utf8_lossy(&notice.payload).contains("\"P-999\""));
+
+    // The feed is kept in a stream: read M-4's messages back from it.
+    let feed: Vec<Value> = runtime.block_on(async {
+        let js = async_nats::jetstream::new(client.clone());
+        let stream = js.get_stream("PREMIA_FEED").await.unwrap();
+        let consumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::Config {
+                filter_subject: "premia.accruals.M-4".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut messages =
+            consumer.fetch().max_messages(100).expires(std::time::Duration::from_secs(2)).messages().await.unwrap();
+        let mut feed = Vec::new();
+        while let Some(message) = messages.next().await {
+            feed.push(serde_json::from_slice(&message.unwrap().payload).unwrap());
+        }
+        feed
+    });
+    assert!(!feed.is_empty(), "M-4 got feed messages");
+    // The late payment P-402 (dated in closed November) shows up as an update of December.
+    let december = feed
+        .iter()
+        .flat_map(|m| m["updates"].as_array().unwrap().iter())
+        .find(|u| u["period"] == "2026-12")
+        .expect("an update for 2026-12");
+    assert_eq!(december["manager_id"], "M-4");
+    assert_eq!(december["total"], "160.00");
+    assert_eq!(december["plan"]["status"], "projected");
+    assert_eq!(december["plan"]["target"], "500000.00");
+    let entry = &december["entries"][0];
+    assert_eq!(entry["payment_id"], "P-402");
+    assert_eq!(entry["amount"], "160.00");
+    let why = entry["explanation"].as_str().unwrap();
+    assert!(why.starts_with("+160.00: 0.8 % of margin 20 000.00 x paid 200 000.00"), "{why}");
+}

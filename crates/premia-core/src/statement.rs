@@ -43,6 +43,17 @@ pub struct ManagerStatement {
     pub entries: Vec<EntryView>,
 }
 
+/// What changed for one manager in one period: the period's totals and plan after a batch,
+/// and (in `figures.entries`) the entries the batch booked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccrualUpdate {
+    pub period: String,
+    pub currency: String,
+    pub status: &'static str,
+    #[serde(flatten)]
+    pub figures: ManagerStatement,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlanView {
     #[serde(serialize_with = "money")]
@@ -139,6 +150,19 @@ impl LedgerState {
             status: if closed { "closed" } else { "open" },
             managers,
         }
+    }
+
+    /// One manager's figures in one period with the given entries (for the live feed: the
+    /// entries a batch just booked), or `None` when nothing is there for them.
+    pub fn accrual_update(&self, period: Period, manager_id: &str, new_entries: &[&Entry]) -> Option<AccrualUpdate> {
+        let book = self.books().get(&period)?.get(manager_id)?;
+        let figures = self.manager_statement(manager_id, book, self.is_closed(period), new_entries);
+        Some(AccrualUpdate {
+            period: period.to_string(),
+            currency: self.scheme().currency.clone(),
+            status: if self.is_closed(period) { "closed" } else { "open" },
+            figures,
+        })
     }
 
     fn manager_statement(

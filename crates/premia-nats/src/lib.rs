@@ -59,6 +59,60 @@ impl Default for StreamSettings {
     }
 }
 
+/// The stream that keeps the accrual feed, so a consumer that was away can resume.
+pub const FEED_STREAM: &str = "PREMIA_FEED";
+/// Feed messages go to `premia.accruals.<manager id>`.
+pub const FEED_SUBJECT_PREFIX: &str = "premia.accruals.";
+
+/// A manager id as one subject token: characters NATS gives meaning to (`.`, `*`, `>`, white
+/// space) become `_`.
+pub fn subject_token(id: &str) -> String {
+    id.chars().map(|c| if c == '.' || c == '*' || c == '>' || c.is_whitespace() { '_' } else { c }).collect()
+}
+
+pub async fn ensure_feed_stream(js: &jetstream::Context) -> Result<stream::Stream, NatsError> {
+    js.get_or_create_stream(stream::Config {
+        name: FEED_STREAM.into(),
+        subjects: vec![format!("{FEED_SUBJECT_PREFIX}>")],
+        storage: stream::StorageType::File,
+        max_age: Duration::from_secs(90 * 24 * 3600),
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| js_error(format!("create or open the stream {FEED_STREAM}"))(e.to_string()))
+}
+
+/// One feed message: what a batch changed for one manager.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FeedMessage {
+    pub manager_id: String,
+    /// The ledger position after the batch: a consumer can tell updates apart and order them.
+    pub ledger_seq: u64,
+    pub updates: Vec<premia_core::statement::AccrualUpdate>,
+}
+
+/// The feed messages for the entries a batch booked, one per manager, in manager order.
+pub fn feed_messages(state: &premia_core::LedgerState, booked: &[premia_core::Entry]) -> Vec<FeedMessage> {
+    let mut by_manager: std::collections::BTreeMap<
+        &str,
+        std::collections::BTreeMap<premia_core::Period, Vec<&premia_core::Entry>>,
+    > = std::collections::BTreeMap::new();
+    for entry in booked {
+        by_manager.entry(&entry.manager_id).or_default().entry(entry.period).or_default().push(entry);
+    }
+    by_manager
+        .into_iter()
+        .map(|(manager_id, periods)| FeedMessage {
+            manager_id: manager_id.to_string(),
+            ledger_seq: state.next_seq() - 1,
+            updates: periods
+                .into_iter()
+                .filter_map(|(period, entries)| state.accrual_update(period, manager_id, &entries))
+                .collect(),
+        })
+        .collect()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum NatsError {
     #[error("cannot connect to NATS at {url}: {reason}. Is nats-server running there (with -js)? Check --nats-url and the credentials")]
@@ -178,6 +232,8 @@ impl Default for ServeOptions {
 pub struct ServeReport {
     pub counts: Counts,
     pub batches: u64,
+    /// Feed messages JetStream did not confirm (the ledger is unaffected; see the logs).
+    pub feed_failures: u64,
     /// Messages at or below the stored cursor: already in the ledger, redelivered after a
     /// crash between commit and ack. Acked again, not offered again.
     pub skipped: u64,
@@ -202,6 +258,7 @@ pub async fn serve(
     let cursor_key = cursor_name(settings);
     let mut cursor = ledger.cursor(&cursor_key).unwrap_or(0);
     let mut consumer = reset_consumer(&stream, settings, options.batch, cursor).await?;
+    ensure_feed_stream(&js).await?;
     let first_seq = ledger.state().next_seq();
     let mut report = ServeReport::default();
     let mut last_snapshot_seq = first_seq;
@@ -214,6 +271,7 @@ pub async fn serve(
         };
         let mut last = None;
         let mut rejected = Vec::new();
+        let mut booked = Vec::new();
         let mut in_batch = 0usize;
         // The batch in hand is always finished: shutdown is checked between batches.
         while let Some(message) = messages.next().await {
@@ -223,8 +281,16 @@ pub async fn serve(
             if stream_sequence > cursor {
                 let admitted = ledger.offer(&message.payload, Origin::Nats, Admission::Publisher, now_ms());
                 tally(&mut report.counts, &admitted, first_seq);
-                if let Admitted::Rejected(rejection) = &admitted {
-                    rejected.push((rejection.clone(), message.payload.clone()));
+                match &admitted {
+                    Admitted::Rejected(rejection) => rejected.push((rejection.clone(), message.payload.clone())),
+                    Admitted::Logged { folded, .. } => {
+                        for f in folded {
+                            if let premia_core::Outcome::Applied { entries } = &f.outcome {
+                                booked.extend(entries.iter().cloned());
+                            }
+                        }
+                    }
+                    Admitted::Duplicate => {}
                 }
                 cursor = stream_sequence;
             } else {
@@ -246,6 +312,7 @@ pub async fn serve(
         for (rejection, payload) in rejected {
             publish_rejection(client, &rejection, payload).await;
         }
+        report.feed_failures += publish_feed(&js, feed_messages(ledger.state(), &booked)).await;
         if ledger.state().next_seq() - last_snapshot_seq >= options.snapshot_every {
             ledger.snapshot()?;
             last_snapshot_seq = ledger.state().next_seq();
@@ -260,6 +327,36 @@ pub async fn serve(
 async fn nothing_pending(consumer: &mut consumer::PullConsumer) -> Result<bool, NatsError> {
     let info = consumer.info().await.map_err(|e| js_error("read the consumer's state")(e.to_string()))?;
     Ok(info.num_pending == 0 && info.num_ack_pending == 0)
+}
+
+/// Publishes the feed of a committed batch, all acks in flight at once; returns how many failed.
+async fn publish_feed(js: &jetstream::Context, messages: Vec<FeedMessage>) -> u64 {
+    let mut acks = Vec::with_capacity(messages.len());
+    let mut failures = 0;
+    for message in messages {
+        let subject = format!("{FEED_SUBJECT_PREFIX}{}", subject_token(&message.manager_id));
+        let payload = match serde_json::to_vec(&message) {
+            Ok(p) => p,
+            Err(_) => {
+                failures += 1;
+                continue;
+            }
+        };
+        match js.publish(subject, payload.into()).await {
+            Ok(ack) => acks.push(ack),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not publish a feed message");
+                failures += 1;
+            }
+        }
+    }
+    for ack in acks {
+        if let Err(e) = ack.await {
+            tracing::warn!(error = %e, "a feed message was not confirmed");
+            failures += 1;
+        }
+    }
+    failures
 }
 
 /// Tells subscribers at once why an event was refused. Best effort: the rejection is already
