@@ -189,3 +189,15 @@ fn a_second_process_is_told_who_holds_the_data_dir() {
     holder.wait().unwrap();
     assert!(err.contains("in use by another premia process") && err.contains(&holder_line), "{err}");
 }
+
+#[test]
+fn the_offline_demo_prints_the_expected_month() {
+    let out = Command::new(PREMIA).args(["demo", "--offline", "--format", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let demo: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let expected: Value = serde_json::from_str(EXPECTED).unwrap();
+    assert_eq!(demo["counts"], expected["counts"]);
+    let periods: Vec<&str> =
+        demo["statements"].as_array().unwrap().iter().map(|s| s["period"].as_str().unwrap()).collect();
+    assert_eq!(periods, ["2026-11", "2026-12"]);
+}

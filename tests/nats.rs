@@ -184,3 +184,28 @@ fn the_feed_and_the_rejection_notices_say_what_happened() {
     let why = entry["explanation"].as_str().unwrap();
     assert!(why.starts_with("+160.00: 0.8 % of margin 20 000.00 x paid 200 000.00"), "{why}");
 }
+
+#[test]
+fn the_demo_runs_the_example_month_through_nats() {
+    let server = NatsServer::start();
+    let out = Command::new(PREMIA).args(["demo", "--format", "json", "--nats-url", &server.url()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let demo: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // JetStream drops the redelivered copy, so the ledger never sees it as a duplicate.
+    assert_eq!(demo["counts"], serde_json::json!({"applied": 27, "duplicates": 0, "rejected": 1, "parked": 0}));
+    let expected: Value = serde_json::from_str(EXPECTED).unwrap();
+    for statement in demo["statements"].as_array().unwrap() {
+        let period = statement["period"].as_str().unwrap();
+        for m in statement["managers"].as_array().unwrap() {
+            assert_eq!(m["total"], expected["statements"][period][m["manager_id"].as_str().unwrap()]["total"]);
+        }
+    }
+    // The demo's stream was its own, and it is gone.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let names: Vec<String> = runtime.block_on(async {
+        use futures::StreamExt;
+        let client = async_nats::connect(server.url()).await.unwrap();
+        async_nats::jetstream::new(client).stream_names().map(|n| n.unwrap()).collect().await
+    });
+    assert!(names.iter().all(|n| !n.starts_with("PREMIA_DEMO_")), "{names:?}");
+}

@@ -220,11 +220,19 @@ pub struct ServeOptions {
     pub fetch_wait: Duration,
     /// Store a snapshot after this many logged events.
     pub snapshot_every: u64,
+    /// Publish the accrual feed (off for scratch runs such as the demo).
+    pub feed: bool,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions { batch: 1000, drain: false, fetch_wait: Duration::from_millis(500), snapshot_every: 500_000 }
+        ServeOptions {
+            batch: 1000,
+            drain: false,
+            fetch_wait: Duration::from_millis(500),
+            snapshot_every: 500_000,
+            feed: true,
+        }
     }
 }
 
@@ -258,7 +266,9 @@ pub async fn serve(
     let cursor_key = cursor_name(settings);
     let mut cursor = ledger.cursor(&cursor_key).unwrap_or(0);
     let mut consumer = reset_consumer(&stream, settings, options.batch, cursor).await?;
-    ensure_feed_stream(&js).await?;
+    if options.feed {
+        ensure_feed_stream(&js).await?;
+    }
     let first_seq = ledger.state().next_seq();
     let mut report = ServeReport::default();
     let mut last_snapshot_seq = first_seq;
@@ -312,7 +322,9 @@ pub async fn serve(
         for (rejection, payload) in rejected {
             publish_rejection(client, &rejection, payload).await;
         }
-        report.feed_failures += publish_feed(&js, feed_messages(ledger.state(), &booked)).await;
+        if options.feed {
+            report.feed_failures += publish_feed(&js, feed_messages(ledger.state(), &booked)).await;
+        }
         if ledger.state().next_seq() - last_snapshot_seq >= options.snapshot_every {
             ledger.snapshot()?;
             last_snapshot_seq = ledger.state().next_seq();

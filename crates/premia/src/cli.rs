@@ -67,8 +67,11 @@ pub enum StatementFormat {
 pub enum Command {
     /// Run the worked example month end to end in a scratch data dir and print every statement.
     ///
-    /// Nothing is needed besides the binary: the example month is embedded. The data dir is
-    /// temporary unless --keep is given, so your own ledger is never touched.
+    /// The example month is embedded. The demo publishes it to NATS (the server at --nats-url,
+    /// or a nats-server it starts itself from the PATH), serves until the stream is drained, and
+    /// prints every manager's statement. It uses a stream of its own (deleted afterwards) and a
+    /// temporary data dir unless --keep is given, so nothing of yours is touched. --offline
+    /// folds the month without NATS.
     Demo(DemoArgs),
 
     /// Fold events from a JSON Lines file (or - for standard input) into the ledger.
@@ -190,6 +193,13 @@ pub struct DemoArgs {
     /// Keep the demo's data dir at this path instead of a temporary one.
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
+    /// Where to look for a NATS server first. Without one there, the demo starts nats-server
+    /// from the PATH on a free loopback port with a temporary store.
+    #[arg(long, env = "PREMIA_NATS_URL", default_value = "nats://127.0.0.1:4222", value_name = "URL")]
+    pub nats_url: String,
+    /// Skip NATS: fold the example month straight from the embedded file.
+    #[arg(long)]
+    pub offline: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }

@@ -285,7 +285,12 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let mut ledger = open(&dir, "demo")?;
-    let counts = ingest_reader(&mut ledger, crate::SEED_MONTH.as_bytes(), &IngestOptions::default(), |_| {})?;
+    let (counts, path) = if args.offline {
+        let counts = ingest_reader(&mut ledger, crate::SEED_MONTH.as_bytes(), &IngestOptions::default(), |_| {})?;
+        (counts, "read straight from the embedded file".to_string())
+    } else {
+        crate::nats::demo_through_nats(&mut ledger, &args.nats_url)?
+    };
     ledger.snapshot()?;
     let periods = ledger.state().periods();
     if args.format == Format::Json {
@@ -293,8 +298,8 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&json!({"counts": counts, "statements": statements}))?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("premia demo: the worked month of the article (five managers, 29 CRM events), folded into");
-    println!("a ledger in {}.\n", dir.display());
+    println!("premia demo: the worked month of the article (five managers, 29 CRM events), {path},");
+    println!("folded into a ledger in {}.\n", dir.display());
     print_counts(&counts, Format::Text);
     let mut out = io::stdout().lock();
     for period in &periods {

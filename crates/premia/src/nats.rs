@@ -116,3 +116,89 @@ pub fn publish(args: &PublishArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// A nats-server the demo started itself; stopped when dropped.
+struct DemoServer {
+    child: std::process::Child,
+    _store: tempfile::TempDir,
+}
+
+impl Drop for DemoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find_nats_server() -> Option<std::path::PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).map(|p| p.join("nats-server")).collect::<Vec<_>>())
+        .unwrap_or_default();
+    on_path.into_iter().chain(["/usr/sbin/nats-server".into(), "/usr/bin/nats-server".into()]).find(|p| p.is_file())
+}
+
+fn start_demo_server() -> anyhow::Result<(DemoServer, String)> {
+    let Some(binary) = find_nats_server() else {
+        anyhow::bail!(
+            "no NATS server answers at the default URL and nats-server is not installed. Install it \
+             (Debian/Ubuntu: apt-get install nats-server), point --nats-url at a server with JetStream, \
+             or run `premia demo --offline`"
+        );
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let store = tempfile::tempdir()?;
+    let child = std::process::Command::new(&binary)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(store.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    let server = DemoServer { child, _store: store };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "{} did not start listening on port {port}",
+            binary.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok((server, format!("nats://127.0.0.1:{port}")))
+}
+
+/// Publishes the embedded month to a stream of the demo's own and serves it into `ledger`.
+pub fn demo_through_nats(ledger: &mut Ledger, url: &str) -> anyhow::Result<(premia_ledger::Counts, String)> {
+    let runtime = runtime()?;
+    let existing = runtime.block_on(async {
+        async_nats::ConnectOptions::new().connection_timeout(std::time::Duration::from_secs(2)).connect(url).await.ok()
+    });
+    let mut _own_server = None;
+    let (client, how) = match existing {
+        Some(client) => (client, format!("published to the NATS server at {url}")),
+        None => {
+            let (server, own_url) = start_demo_server()?;
+            _own_server = Some(server);
+            let client = runtime
+                .block_on(premia_nats::connect(&NatsSettings { url: own_url.clone(), ..NatsSettings::default() }))?;
+            (client, format!("published to a nats-server started for the demo at {own_url}"))
+        }
+    };
+    let tag = std::process::id();
+    let stream = StreamSettings {
+        stream: format!("PREMIA_DEMO_{tag}"),
+        subjects: vec![format!("premia.demo.{tag}.>")],
+        consumer: "premia-demo".into(),
+        ..StreamSettings::default()
+    };
+    let options = ServeOptions { drain: true, feed: false, ..ServeOptions::default() };
+    let report = runtime.block_on(async {
+        let lines = crate::SEED_MONTH.lines().map(|l| Ok(l.as_bytes().to_vec()));
+        premia_nats::publish_lines(&client, &stream, lines, 256, |_| {}).await?;
+        let report = premia_nats::serve(ledger, &client, &stream, &options, std::future::pending()).await;
+        // The demo's stream is scratch: remove it whether or not serving worked.
+        let _ = async_nats::jetstream::new(client.clone()).delete_stream(&stream.stream).await;
+        report
+    })?;
+    Ok((report.counts, how))
+}
