@@ -31,6 +31,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "PREMIA_DATA_DIR", default_value = "./premia-data", value_name = "DIR")]
     pub data_dir: PathBuf,
 
+    /// A TOML config file (see deploy/premia.toml). Flags and environment variables win over it.
+    #[arg(long, global = true, env = "PREMIA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Log lines on standard error: `human` or `json`. The level comes from RUST_LOG (default: warn).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
@@ -131,9 +135,9 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct NatsArgs {
-    /// The NATS server.
-    #[arg(long, env = "PREMIA_NATS_URL", default_value = "nats://127.0.0.1:4222", value_name = "URL")]
-    pub nats_url: String,
+    /// The NATS server [default: nats://127.0.0.1:4222, or the config file's nats.url].
+    #[arg(long, env = "PREMIA_NATS_URL", value_name = "URL")]
+    pub nats_url: Option<String>,
     #[arg(long, env = "PREMIA_NATS_USER", value_name = "USER", requires = "nats_password")]
     pub nats_user: Option<String>,
     #[arg(long, env = "PREMIA_NATS_PASSWORD", value_name = "PASSWORD", hide_env_values = true)]
@@ -152,18 +156,18 @@ pub struct NatsArgs {
     /// Refuse a connection without TLS.
     #[arg(long, env = "PREMIA_NATS_TLS_REQUIRED")]
     pub nats_tls_required: bool,
-    /// The JetStream stream of CRM events.
-    #[arg(long, env = "PREMIA_STREAM", default_value = "PREMIA_EVENTS")]
-    pub stream: String,
+    /// The JetStream stream of CRM events [default: PREMIA_EVENTS].
+    #[arg(long, env = "PREMIA_STREAM")]
+    pub stream: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub nats: NatsArgs,
-    /// premia's durable consumer on the stream.
-    #[arg(long, env = "PREMIA_CONSUMER", default_value = "premia")]
-    pub consumer: String,
+    /// premia's durable consumer on the stream [default: premia].
+    #[arg(long, env = "PREMIA_CONSUMER")]
+    pub consumer: Option<String>,
     /// Messages per fetch, per durable batch and per ack.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub batch: u64,

@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod nats;
 pub mod render;
 pub mod synth;
@@ -37,7 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scheme(cmd) => commands::scheme(data_dir, cmd),
         Command::Generate(args) => commands::generate(&args),
         Command::Schemas(args) => commands::schemas(&args),
-        Command::Serve(args) => nats::serve(data_dir, &args),
-        Command::Publish(args) => nats::publish(&args),
+        Command::Serve(args) => nats::serve(data_dir, &args, &config::load(cli.config.as_deref())?),
+        Command::Publish(args) => nats::publish(&args, &config::load(cli.config.as_deref())?),
     }
 }

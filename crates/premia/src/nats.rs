@@ -9,18 +9,25 @@ use premia_ledger::{Ledger, LedgerOptions};
 use premia_nats::{NatsSettings, ServeOptions, StreamSettings};
 
 use crate::cli::{Format, NatsArgs, PublishArgs, ServeArgs};
+use crate::config::{ConfigFile, DEFAULT_NATS_URL};
 
-fn settings(args: &NatsArgs) -> NatsSettings {
+/// Flags and environment variables first, then the config file, then the defaults.
+fn settings(args: &NatsArgs, config: &ConfigFile) -> NatsSettings {
+    let file = &config.nats;
     NatsSettings {
-        url: args.nats_url.clone(),
-        user: args.nats_user.clone(),
-        password: args.nats_password.clone(),
-        token: args.nats_token.clone(),
-        nkey_seed: args.nats_nkey_seed.clone(),
-        creds_file: args.nats_creds.clone(),
-        tls_ca_file: args.nats_tls_ca.clone(),
-        tls_required: args.nats_tls_required,
+        url: args.nats_url.clone().or(file.url.clone()).unwrap_or_else(|| DEFAULT_NATS_URL.to_string()),
+        user: args.nats_user.clone().or(file.user.clone()),
+        password: args.nats_password.clone().or(file.password.clone()),
+        token: args.nats_token.clone().or(file.token.clone()),
+        nkey_seed: args.nats_nkey_seed.clone().or(file.nkey_seed.clone()),
+        creds_file: args.nats_creds.clone().or(file.creds.clone()),
+        tls_ca_file: args.nats_tls_ca.clone().or(file.tls_ca.clone()),
+        tls_required: args.nats_tls_required || file.tls_required,
     }
+}
+
+fn stream_name(args: &NatsArgs, config: &ConfigFile) -> String {
+    args.stream.clone().or(config.nats.stream.clone()).unwrap_or_else(|| StreamSettings::default().stream)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -52,16 +59,20 @@ async fn shutdown_signal() {
     tracing::info!("shutting down after the batch in hand");
 }
 
-pub fn serve(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<ExitCode> {
+pub fn serve(data_dir: &Path, args: &ServeArgs, config: &ConfigFile) -> anyhow::Result<ExitCode> {
     let mut ledger = Ledger::open(data_dir, &LedgerOptions::default(), "serve")?;
     let stream = StreamSettings {
-        stream: args.nats.stream.clone(),
-        consumer: args.consumer.clone(),
+        stream: stream_name(&args.nats, config),
+        consumer: args
+            .consumer
+            .clone()
+            .or(config.nats.consumer.clone())
+            .unwrap_or_else(|| StreamSettings::default().consumer),
         ..StreamSettings::default()
     };
     let options = ServeOptions { batch: args.batch as usize, drain: args.drain, ..ServeOptions::default() };
     let report = runtime()?.block_on(async {
-        let client = premia_nats::connect(&settings(&args.nats)).await?;
+        let client = premia_nats::connect(&settings(&args.nats, config)).await?;
         premia_nats::serve(&mut ledger, &client, &stream, &options, shutdown_signal()).await
     })?;
     match args.format {
@@ -80,7 +91,7 @@ pub fn serve(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn publish(args: &PublishArgs) -> anyhow::Result<ExitCode> {
+pub fn publish(args: &PublishArgs, config: &ConfigFile) -> anyhow::Result<ExitCode> {
     let reader: Box<dyn BufRead + Send> = if args.input == "-" {
         Box::new(BufReader::with_capacity(1 << 20, io::stdin()))
     } else {
@@ -88,10 +99,10 @@ pub fn publish(args: &PublishArgs) -> anyhow::Result<ExitCode> {
             std::fs::File::open(&args.input).with_context(|| format!("cannot open {}; check the path", args.input))?;
         Box::new(BufReader::with_capacity(1 << 20, file))
     };
-    let stream = StreamSettings { stream: args.nats.stream.clone(), ..StreamSettings::default() };
+    let stream = StreamSettings { stream: stream_name(&args.nats, config), ..StreamSettings::default() };
     let bar = crate::commands::progress_bar(None, "publishing");
     let report = runtime()?.block_on(async {
-        let client = premia_nats::connect(&settings(&args.nats)).await?;
+        let client = premia_nats::connect(&settings(&args.nats, config)).await?;
         let lines = reader.split(b'\n');
         let report = premia_nats::publish_lines(&client, &stream, lines, args.in_flight.max(1), |r| {
             bar.set_position(r.published)
