@@ -23,6 +23,20 @@ fn checked_in_schemas_match_the_types() {
     }
     let on_disk: Vec<_> = std::fs::read_dir(root.join("events")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(on_disk.len(), generated.len(), "schemas/events holds a file no type generates: {on_disk:?}");
+    let feed = premia_core::schema::pretty(&premia_nats::feed_schema());
+    let feed_on_disk = std::fs::read_to_string(root.join("feed/accrual.json")).unwrap_or_default();
+    assert_eq!(feed_on_disk, feed, "schemas/feed/accrual.json drifted; run `cargo run -p premia -- schemas schemas`");
+}
+
+#[test]
+fn the_feed_schema_describes_the_message_shape() {
+    let schema = premia_nats::feed_schema();
+    assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
+    let required: Vec<&str> = schema["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(required, ["manager_id", "ledger_seq", "updates"]);
+    // Amounts are strings with two decimals, never numbers.
+    let text = schema.to_string();
+    assert!(text.contains("\"commission\":{\"type\":\"string\"}"), "{text}");
 }
 
 #[test]

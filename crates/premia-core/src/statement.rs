@@ -2,6 +2,7 @@
 //! contract (amounts as strings with two decimals), plus a one-line reason per entry.
 
 use rust_decimal::Decimal;
+use schemars::JsonSchema;
 use serde::{Serialize, Serializer};
 
 use crate::calendar::{date_text, Period};
@@ -16,7 +17,7 @@ fn ratio4<S: Serializer>(value: &Decimal, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&fixed_text(*value, 4))
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Statement {
     pub period: String,
     pub currency: String,
@@ -25,19 +26,24 @@ pub struct Statement {
     pub managers: Vec<ManagerStatement>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct ManagerStatement {
     pub manager_id: String,
     #[serde(serialize_with = "money")]
+    #[schemars(with = "String")]
     pub commission: Decimal,
     #[serde(serialize_with = "money")]
+    #[schemars(with = "String")]
     pub clawback: Decimal,
     #[serde(serialize_with = "money")]
+    #[schemars(with = "String")]
     pub fines: Decimal,
     #[serde(serialize_with = "money")]
+    #[schemars(with = "String")]
     pub plan_bonus: Decimal,
     /// The sum of booked entries (a projected bonus is not booked money).
     #[serde(serialize_with = "money")]
+    #[schemars(with = "String")]
     pub total: Decimal,
     pub plan: Option<PlanView>,
     pub entries: Vec<EntryView>,
@@ -45,7 +51,7 @@ pub struct ManagerStatement {
 
 /// What changed for one manager in one period: the period's totals and plan after a batch,
 /// and (in `figures.entries`) the entries the batch booked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct AccrualUpdate {
     pub period: String,
     pub currency: String,
@@ -54,26 +60,32 @@ pub struct AccrualUpdate {
     pub figures: ManagerStatement,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct PlanView {
     #[serde(serialize_with = "money")]
+    #[schemars(with = "String")]
     pub target: Decimal,
     #[serde(serialize_with = "money")]
+    #[schemars(with = "String")]
     pub actual: Decimal,
     #[serde(serialize_with = "ratio4")]
+    #[schemars(with = "String")]
     pub achievement: Decimal,
     #[serde(serialize_with = "ratio4")]
+    #[schemars(with = "String")]
     pub coefficient: Decimal,
     #[serde(serialize_with = "money")]
+    #[schemars(with = "String")]
     pub bonus: Decimal,
     #[serde(serialize_with = "money")]
+    #[schemars(with = "String")]
     pub bonus_base: Decimal,
     pub metric: &'static str,
     /// `booked` once the period is closed, `projected` before.
     pub status: &'static str,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct EventRef {
     pub seq: u64,
     pub source: String,
@@ -82,10 +94,11 @@ pub struct EventRef {
     pub event_type: &'static str,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct EntryView {
     pub kind: &'static str,
     #[serde(serialize_with = "money")]
+    #[schemars(with = "String")]
     pub amount: Decimal,
     pub event: EventRef,
     #[serde(skip_serializing_if = "Option::is_none")]

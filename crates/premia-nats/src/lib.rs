@@ -83,12 +83,25 @@ pub async fn ensure_feed_stream(js: &jetstream::Context) -> Result<stream::Strea
 }
 
 /// One feed message: what a batch changed for one manager.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[schemars(
+    title = "premia accrual feed message",
+    description = "Published on premia.accruals.<manager id> after each committed batch, for every manager the batch booked entries for; kept in the PREMIA_FEED stream."
+)]
 pub struct FeedMessage {
     pub manager_id: String,
     /// The ledger position after the batch: a consumer can tell updates apart and order them.
     pub ledger_seq: u64,
     pub updates: Vec<premia_core::statement::AccrualUpdate>,
+}
+
+/// The JSON Schema (2020-12) of a feed message, as checked in under `schemas/feed/`.
+pub fn feed_schema() -> serde_json::Value {
+    let mut schema = schemars::SchemaGenerator::default().root_schema_for::<FeedMessage>().to_value();
+    if let serde_json::Value::Object(map) = &mut schema {
+        map.insert("$id".into(), "urn:premia:schema:feed:accrual".into());
+    }
+    schema
 }
 
 /// The feed messages for the entries a batch booked, one per manager, in manager order.

@@ -333,7 +333,9 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn schemas(args: &SchemasArgs) -> anyhow::Result<ExitCode> {
-    for (name, text) in premia_core::schema::all_schema_files() {
+    let mut files = premia_core::schema::all_schema_files();
+    files.push(("feed/accrual.json".to_string(), premia_core::schema::pretty(&premia_nats::feed_schema())));
+    for (name, text) in files {
         let path = args.dir.join(&name);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
