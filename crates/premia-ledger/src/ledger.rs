@@ -381,6 +381,18 @@ impl Ledger {
         self.writer.wait(ticket).map_err(|source| LedgerError::Store { dir: self.dir.clone(), source })
     }
 
+    /// Calls `hook` from the writer thread each time a batch is flushed, with its ticket (0
+    /// after a failure; [`is_durable`](Self::is_durable) then reports it). It must be quick.
+    pub fn on_durable(&mut self, hook: impl Fn(u64) + Send + 'static) {
+        let mut state = self.writer.progress.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.on_durable = Some(Box::new(hook));
+    }
+
+    /// Whether the batch `ticket` is flushed to disk, without waiting.
+    pub fn is_durable(&self, ticket: u64) -> Result<bool, LedgerError> {
+        self.writer.is_durable(ticket).map_err(|source| LedgerError::Store { dir: self.dir.clone(), source })
+    }
+
     /// Writes everything offered so far as one atomic sled batch and flushes it. Only after this
     /// returns may anything offered be reported as done (or acknowledged).
     pub fn commit(&mut self) -> Result<(), LedgerError> {
@@ -617,6 +629,9 @@ struct Writer {
 struct WriterProgress {
     durable: u64,
     failure: Option<sled::Error>,
+    /// Told the ticket of every batch made durable (and of a failure, as 0): async callers
+    /// wake on it instead of blocking a thread in `wait`.
+    on_durable: Option<Box<dyn Fn(u64) + Send>>,
 }
 
 impl Writer {
@@ -635,6 +650,9 @@ impl Writer {
                         Ok(()) if state.failure.is_none() => state.durable = ticket,
                         Ok(()) => {}
                         Err(e) => state.failure = Some(e),
+                    }
+                    if let Some(hook) = &state.on_durable {
+                        hook(if state.failure.is_some() { 0 } else { ticket });
                     }
                     condvar.notify_all();
                 }
@@ -659,6 +677,14 @@ impl Writer {
         match &state.failure {
             Some(e) => Err(e.clone()),
             None => Ok(()),
+        }
+    }
+
+    fn is_durable(&self, ticket: u64) -> Result<bool, sled::Error> {
+        let state = self.progress.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match &state.failure {
+            Some(e) => Err(e.clone()),
+            None => Ok(state.durable >= ticket),
         }
     }
 

@@ -4,9 +4,10 @@
 //!   seed, `.creds` file, TLS with a custom CA).
 //! - [`ensure_stream`] / [`reset_consumer`]: the file-backed events stream (created when
 //!   missing) and premia's durable pull consumer, recreated at each start from the ledger's cursor.
-//! - [`serve`]: fetch a batch, offer every message to the ledger, commit (the stream sequence is
-//!   written in the same sled batch), and only then ack the batch; rejections are published to
-//!   `premia.rejected.<reason>`.
+//! - [`serve`]: receive a batch, offer every message to the ledger, commit (the stream sequence
+//!   is written in the same sled batch), and only then ack the batch; rejections are published
+//!   to `premia.rejected.<reason>`, the accrual feed to `premia.accruals.<manager>`. Batches are
+//!   pipelined (the next is folded while the last is flushed), and NATS restarts are ridden out.
 //! - [`publish_lines`]: JSON Lines to the stream, pipelined, with `Nats-Msg-Id` from each event's
 //!   source and id.
 
@@ -86,7 +87,7 @@ pub async fn ensure_feed_stream(js: &jetstream::Context) -> Result<stream::Strea
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 #[schemars(
     title = "premia accrual feed message",
-    description = "Published on premia.accruals.<manager id> after each committed batch, for every manager the batch booked entries for; kept in the PREMIA_FEED stream."
+    description = "Published on premia.accruals.<manager id> after each committed batch, for every manager the batch booked entries for or whose plan it changed; kept in the PREMIA_FEED stream."
 )]
 pub struct FeedMessage {
     pub manager_id: String,
@@ -105,13 +106,22 @@ pub fn feed_schema() -> serde_json::Value {
 }
 
 /// The feed messages for the entries a batch booked, one per manager, in manager order.
-pub fn feed_messages(state: &premia_core::LedgerState, booked: &[premia_core::Entry]) -> Vec<FeedMessage> {
+/// Plan changes (manager, period) without entries get an update of their own: the projected
+/// bonus moved.
+pub fn feed_messages(
+    state: &premia_core::LedgerState,
+    booked: &[premia_core::Entry],
+    plan_changes: &[(String, premia_core::Period)],
+) -> Vec<FeedMessage> {
     let mut by_manager: std::collections::BTreeMap<
         &str,
         std::collections::BTreeMap<premia_core::Period, Vec<&premia_core::Entry>>,
     > = std::collections::BTreeMap::new();
     for entry in booked {
         by_manager.entry(&entry.manager_id).or_default().entry(entry.period).or_default().push(entry);
+    }
+    for (manager_id, period) in plan_changes {
+        by_manager.entry(manager_id).or_default().entry(*period).or_default();
     }
     by_manager
         .into_iter()
@@ -216,7 +226,10 @@ pub async fn reset_consumer(
             deliver_policy,
             ack_policy: consumer::AckPolicy::All,
             ack_wait: Duration::from_secs(60),
-            max_ack_pending: (batch as i64) * 4,
+            // Received but not yet acked: prefetched, parsed, folded, in flight to disk. What
+            // bounds memory is the pull (a batch at a time) and the bounded queues after it;
+            // this limit only must not stall delivery while a batch is being made durable.
+            max_ack_pending: (batch as i64) * 64,
             ..Default::default()
         })
         .await
@@ -225,12 +238,15 @@ pub async fn reset_consumer(
 
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// Messages per fetch, and so per committed batch and per ack.
+    /// The most messages folded into one committed batch (and acked with one ack). Under load
+    /// batches fill up; when messages trickle in, whatever has arrived is committed at once, so
+    /// latency stays low.
     pub batch: usize,
     /// Stop once the stream has nothing pending for premia.
     pub drain: bool,
-    /// How long a fetch waits for messages before coming back empty.
-    pub fetch_wait: Duration,
+    /// How long to wait for a message before checking whether the stream is drained, and how
+    /// long to wait before retrying after NATS went away.
+    pub idle_wait: Duration,
     /// Store a snapshot after this many logged events.
     pub snapshot_every: u64,
     /// Publish the accrual feed (off for scratch runs such as the demo).
@@ -242,14 +258,14 @@ impl Default for ServeOptions {
         ServeOptions {
             batch: 1000,
             drain: false,
-            fetch_wait: Duration::from_millis(500),
+            idle_wait: Duration::from_millis(500),
             snapshot_every: 500_000,
             feed: true,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct ServeReport {
     pub counts: Counts,
     pub batches: u64,
@@ -258,6 +274,20 @@ pub struct ServeReport {
     /// Messages at or below the stored cursor: already in the ledger, redelivered after a
     /// crash between commit and ack. Acked again, not offered again.
     pub skipped: u64,
+    /// Times the consumer was set up again after NATS went away or a fetch failed.
+    pub resumes: u64,
+    pub timings: ServeTimings,
+}
+
+/// Where the serving loop's time went (milliseconds, summed over batches), for tuning.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct ServeTimings {
+    /// Waiting for the next parsed chunk from NATS.
+    pub receive_wait_ms: f64,
+    /// Offering messages to the ledger (admit, fold, hash chain) and computing the feed.
+    pub fold_ms: f64,
+    /// Waiting for the writer thread to flush a batch.
+    pub durable_wait_ms: f64,
 }
 
 /// The cursor name under which the ledger keeps the last stream sequence it took in.
@@ -265,8 +295,46 @@ pub fn cursor_name(settings: &StreamSettings) -> String {
     format!("nats:{}", settings.stream)
 }
 
+/// A folded batch on its way to disk: acked, announced and fed once it is durable.
+struct InFlight {
+    ticket: u64,
+    last: jetstream::Message,
+    messages: usize,
+    cursor: u64,
+    rejected: Vec<(premia_core::Rejection, bytes::Bytes)>,
+    feed: Vec<FeedMessage>,
+    /// The last message said nothing more was pending for the consumer.
+    drained: bool,
+}
+
+/// What woke the serving loop.
+enum Step {
+    Flushed,
+    Received(Option<ParsedChunk>),
+    Idle,
+}
+
+/// Messages folded into the ledger's memory but not yet handed to the writer. Chunks keep
+/// being gathered here while the batch before is being flushed (group commit): the slower the
+/// disk, the bigger the batches, and no message waits for more than one flush.
+#[derive(Default)]
+struct Gathering {
+    last: Option<jetstream::Message>,
+    messages: usize,
+    rejected: Vec<(premia_core::Rejection, bytes::Bytes)>,
+    booked: Vec<premia_core::Entry>,
+    plans: Vec<bytes::Bytes>,
+    drained: bool,
+}
+
 /// Consumes the stream into the ledger until `shutdown` resolves (or, with `drain`, until
 /// nothing is pending). A batch is acked only after the sled batch holding it is flushed.
+///
+/// Three stages overlap: a task receives and parses messages; this loop folds them; the
+/// ledger's writer thread flushes the previous batch meanwhile. Each batch is acked (and its
+/// feed published) as soon as it is durable. When NATS goes away (a restart, a network cut),
+/// the batch in hand is finished, and the consumer is set up again from the ledger's cursor
+/// once the server answers; nothing is lost or counted twice.
 pub async fn serve(
     ledger: &mut Ledger,
     client: &async_nats::Client,
@@ -275,113 +343,458 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<ServeReport, NatsError> {
     let js = jetstream::new(client.clone());
-    let stream = ensure_stream(&js, settings).await?;
     let cursor_key = cursor_name(settings);
-    let mut cursor = ledger.cursor(&cursor_key).unwrap_or(0);
-    let mut consumer = reset_consumer(&stream, settings, options.batch, cursor).await?;
-    if options.feed {
-        ensure_feed_stream(&js).await?;
-    }
     let first_seq = ledger.state().next_seq();
     let mut report = ServeReport::default();
     let mut last_snapshot_seq = first_seq;
+    let mut in_flight: Option<InFlight> = None;
+    let mut gathering = Gathering::default();
+    let mut setup_failures = 0u32;
+    let announcer = Announcer::start(client.clone());
+    let (durable_sender, mut durable) = tokio::sync::watch::channel(0u64);
+    ledger.on_durable(move |ticket| {
+        let _ = durable_sender.send(ticket);
+    });
     tokio::pin!(shutdown);
-    loop {
-        let fetch = consumer.fetch().max_messages(options.batch).expires(options.fetch_wait).messages();
-        let mut messages = tokio::select! {
-            _ = &mut shutdown => break,
-            fetched = fetch => fetched.map_err(|e| js_error("fetch messages")(e.to_string()))?,
+    'resume: loop {
+        // (Re)connect to the stream and recreate the consumer from the ledger's cursor.
+        let setup = async {
+            let stream = ensure_stream(&js, settings).await?;
+            if options.feed {
+                ensure_feed_stream(&js).await?;
+            }
+            let cursor = ledger.cursor(&cursor_key).unwrap_or(0);
+            let consumer = reset_consumer(&stream, settings, options.batch, cursor).await?;
+            let messages = consumer
+                .stream()
+                .max_messages_per_batch(options.batch)
+                // Two missed heartbeats tell a dead connection: a NATS restart is noticed
+                // within about four seconds.
+                .heartbeat(Duration::from_secs(2))
+                .expires(Duration::from_secs(20))
+                .messages()
+                .await
+                .map_err(|e| js_error("start consuming")(e.to_string()))?;
+            Ok::<_, NatsError>((consumer, messages))
         };
-        let mut last = None;
-        let mut rejected = Vec::new();
-        let mut booked = Vec::new();
-        let mut in_batch = 0usize;
-        // The batch in hand is always finished: shutdown is checked between batches.
-        while let Some(message) = messages.next().await {
-            let message = message.map_err(|e| js_error("fetch messages")(e.to_string()))?;
-            let stream_sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
-            in_batch += 1;
-            if stream_sequence > cursor {
-                let admitted = ledger.offer(&message.payload, Origin::Nats, Admission::Publisher, now_ms());
-                tally(&mut report.counts, &admitted, first_seq);
-                match &admitted {
-                    Admitted::Rejected(rejection) => rejected.push((rejection.clone(), message.payload.clone())),
-                    Admitted::Logged { folded, .. } => {
-                        for f in folded {
-                            if let premia_core::Outcome::Applied { entries } = &f.outcome {
-                                booked.extend(entries.iter().cloned());
-                            }
-                        }
-                    }
-                    Admitted::Duplicate => {}
+        let (mut consumer, messages) = match setup.await {
+            Ok(ready) => {
+                setup_failures = 0;
+                ready
+            }
+            // The first setup failing is a configuration problem: say so at once. Later ones
+            // are NATS coming back after a restart: wait for it.
+            Err(e) if report.batches == 0 && report.resumes == 0 => return Err(e),
+            Err(e) => {
+                setup_failures += 1;
+                if setup_failures % 10 == 1 {
+                    tracing::warn!(error = %e, "NATS is not answering yet; retrying");
                 }
-                cursor = stream_sequence;
-            } else {
-                report.skipped += 1;
+                tokio::select! {
+                    _ = &mut shutdown => break 'resume,
+                    _ = tokio::time::sleep(options.idle_wait) => continue 'resume,
+                }
             }
-            last = Some(message);
-        }
-        let Some(last) = last else {
-            if options.drain && nothing_pending(&mut consumer).await? {
-                break;
-            }
-            continue;
         };
-        ledger.set_cursor(&cursor_key, cursor);
-        ledger.commit()?;
-        last.ack().await.map_err(|e| js_error("acknowledge a batch")(e.to_string()))?;
-        report.batches += 1;
-        tracing::debug!(messages = in_batch, cursor, "batch committed and acked");
-        for (rejection, payload) in rejected {
-            publish_rejection(client, &rejection, payload).await;
-        }
-        if options.feed {
-            report.feed_failures += publish_feed(&js, feed_messages(ledger.state(), &booked)).await;
-        }
-        if ledger.state().next_seq() - last_snapshot_seq >= options.snapshot_every {
-            ledger.snapshot()?;
-            last_snapshot_seq = ledger.state().next_seq();
+        let (mut received, parser) = spawn_parser(messages, options.batch, ledger.state().scheme_shared());
+        loop {
+            let idle = in_flight.is_none() && gathering.messages == 0;
+            let waited = std::time::Instant::now();
+            let event = tokio::select! {
+                biased;
+                _ = &mut shutdown => break 'resume,
+                // A flush finished: ack and announce that batch, hand the writer the next.
+                _ = durable.changed(), if in_flight.is_some() => Step::Flushed,
+                chunk = received.recv() => Step::Received(chunk),
+                _ = tokio::time::sleep(options.idle_wait), if idle => Step::Idle,
+            };
+            report.timings.receive_wait_ms += waited.elapsed().as_secs_f64() * 1e3;
+            let chunk = match event {
+                Step::Flushed => {
+                    if in_flight.as_ref().map(|b| ledger.is_durable(b.ticket)).transpose()? == Some(true) {
+                        finish(ledger, &announcer, in_flight.take(), &mut report).await?;
+                        in_flight = submit(ledger, &cursor_key, &mut gathering, options.feed)?;
+                    }
+                    None
+                }
+                Step::Idle => {
+                    if options.drain
+                        && nothing_pending(&mut consumer, ledger.cursor(&cursor_key).unwrap_or(0))
+                            .await
+                            .unwrap_or(false)
+                    {
+                        parser.abort();
+                        break 'resume;
+                    }
+                    None
+                }
+                Step::Received(None) => {
+                    settle_all(ledger, &announcer, &cursor_key, &mut in_flight, &mut gathering, options, &mut report)
+                        .await?;
+                    tracing::warn!("the message stream ended; setting the consumer up again");
+                    report.resumes += 1;
+                    continue 'resume;
+                }
+                Step::Received(Some(chunk)) => Some(chunk),
+            };
+            let Some(chunk) = chunk else { continue };
+            let failure = chunk.failure;
+            let folding = std::time::Instant::now();
+            gather(ledger, &cursor_key, chunk.messages, &chunk.parsed_with, first_seq, &mut gathering, &mut report);
+            report.timings.fold_ms += folding.elapsed().as_secs_f64() * 1e3;
+            // Group commit: one batch at a time is being flushed; what arrives meanwhile
+            // gathers and goes next. A full gathering waits for the flush in progress.
+            if in_flight.is_none() || gathering.messages >= options.batch {
+                finish(ledger, &announcer, in_flight.take(), &mut report).await?;
+                in_flight = submit(ledger, &cursor_key, &mut gathering, options.feed)?;
+            }
+            if ledger.state().next_seq() - last_snapshot_seq >= options.snapshot_every {
+                settle_all(ledger, &announcer, &cursor_key, &mut in_flight, &mut gathering, options, &mut report)
+                    .await?;
+                ledger.snapshot()?;
+                last_snapshot_seq = ledger.state().next_seq();
+            }
+            let drained =
+                gathering.drained || (gathering.messages == 0 && in_flight.as_ref().is_some_and(|b| b.drained));
+            if options.drain && drained {
+                settle_all(ledger, &announcer, &cursor_key, &mut in_flight, &mut gathering, options, &mut report)
+                    .await?;
+                if nothing_pending(&mut consumer, ledger.cursor(&cursor_key).unwrap_or(0)).await.unwrap_or(false) {
+                    parser.abort();
+                    break 'resume;
+                }
+            }
+            if let Some(e) = failure {
+                settle_all(ledger, &announcer, &cursor_key, &mut in_flight, &mut gathering, options, &mut report)
+                    .await?;
+                tracing::warn!(error = %e, "receiving from JetStream failed; setting the consumer up again");
+                report.resumes += 1;
+                parser.abort();
+                tokio::select! {
+                    _ = &mut shutdown => break 'resume,
+                    _ = tokio::time::sleep(options.idle_wait) => continue 'resume,
+                }
+            }
         }
     }
+    settle_all(ledger, &announcer, &cursor_key, &mut in_flight, &mut gathering, options, &mut report).await?;
+    report.feed_failures += announcer.close().await;
     ledger.commit()?;
     ledger.snapshot()?;
     report.counts.parked = ledger.state().parked().range(first_seq..).count() as u64;
+    tracing::info!(
+        batches = report.batches,
+        receive_wait_ms = report.timings.receive_wait_ms as u64,
+        fold_ms = report.timings.fold_ms as u64,
+        durable_wait_ms = report.timings.durable_wait_ms as u64,
+        "serving stopped"
+    );
     Ok(report)
 }
 
-async fn nothing_pending(consumer: &mut consumer::PullConsumer) -> Result<bool, NatsError> {
-    let info = consumer.info().await.map_err(|e| js_error("read the consumer's state")(e.to_string()))?;
-    Ok(info.num_pending == 0 && info.num_ack_pending == 0)
+/// Makes everything folded so far durable, acked and announced.
+async fn settle_all(
+    ledger: &mut Ledger,
+    announcer: &Announcer,
+    cursor_key: &str,
+    in_flight: &mut Option<InFlight>,
+    gathering: &mut Gathering,
+    options: &ServeOptions,
+    report: &mut ServeReport,
+) -> Result<(), NatsError> {
+    finish(ledger, announcer, in_flight.take(), report).await?;
+    let last = submit(ledger, cursor_key, gathering, options.feed)?;
+    finish(ledger, announcer, last, report).await
 }
 
-/// Publishes the feed of a committed batch, all acks in flight at once; returns how many failed.
-async fn publish_feed(js: &jetstream::Context, messages: Vec<FeedMessage>) -> u64 {
-    let mut acks = Vec::with_capacity(messages.len());
-    let mut failures = 0;
+/// Messages as they came in, each parsed and validated (the costly part of taking an event in)
+/// ahead of the fold.
+struct ParsedChunk {
+    messages: Vec<(jetstream::Message, Result<premia_core::Event, premia_core::Rejection>)>,
+    parsed_with: std::sync::Arc<premia_core::Scheme>,
+    /// Receiving failed after these messages: the consumer must be set up again.
+    failure: Option<consumer::pull::MessagesError>,
+}
+
+/// Receives and parses on a task of its own, so parsing overlaps the fold. At most two parsed
+/// chunks wait; the task ends with the receiver, or after a failure.
+fn spawn_parser(
+    messages: consumer::pull::Stream,
+    batch: usize,
+    scheme: std::sync::Arc<premia_core::Scheme>,
+) -> (tokio::sync::mpsc::Receiver<ParsedChunk>, tokio::task::JoinHandle<()>) {
+    let (sender, receiver) = tokio::sync::mpsc::channel(2);
+    let task = tokio::spawn(async move {
+        let mut chunks = messages.ready_chunks(batch);
+        while let Some(chunk) = chunks.next().await {
+            let parse = || {
+                let mut parsed = Vec::with_capacity(chunk.len());
+                let mut failure = None;
+                for message in chunk {
+                    match message {
+                        Ok(message) => {
+                            let event =
+                                premia_core::event::parse_event(&message.payload, &scheme, Admission::Publisher);
+                            parsed.push((message, event));
+                        }
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                }
+                ParsedChunk { messages: parsed, parsed_with: scheme.clone(), failure }
+            };
+            let parsed = match tokio::runtime::Handle::current().runtime_flavor() {
+                tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(parse),
+                _ => parse(),
+            };
+            let failed = parsed.failure.is_some();
+            if sender.send(parsed).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    (receiver, task)
+}
+
+/// Offers every message of a chunk to the ledger (in memory) and moves the cursor.
+fn gather(
+    ledger: &mut Ledger,
+    cursor_key: &str,
+    received: Vec<(jetstream::Message, Result<premia_core::Event, premia_core::Rejection>)>,
+    parsed_with: &std::sync::Arc<premia_core::Scheme>,
+    first_seq: u64,
+    gathering: &mut Gathering,
+    report: &mut ServeReport,
+) {
+    let mut cursor = ledger.cursor(cursor_key).unwrap_or(0);
+    for (message, parsed) in received {
+        let (stream_sequence, pending) = message.info().map(|i| (i.stream_sequence, i.pending)).unwrap_or((0, 1));
+        gathering.drained = pending == 0;
+        gathering.messages += 1;
+        if stream_sequence <= cursor {
+            report.skipped += 1;
+        } else {
+            let admitted = ledger.offer_parsed(
+                &message.payload,
+                parsed,
+                parsed_with,
+                Origin::Nats,
+                Admission::Publisher,
+                now_ms(),
+            );
+            tally(&mut report.counts, &admitted, first_seq);
+            match &admitted {
+                Admitted::Rejected(rejection) => gathering.rejected.push((rejection.clone(), message.payload.clone())),
+                Admitted::Logged { folded, .. } => {
+                    for f in folded {
+                        if let premia_core::Outcome::Applied { entries } = &f.outcome {
+                            gathering.booked.extend(entries.iter().cloned());
+                            if f.event_type == premia_core::EventType::PlanAssigned && !f.released {
+                                gathering.plans.push(message.payload.clone());
+                            }
+                        }
+                    }
+                }
+                Admitted::Duplicate => {}
+            }
+            cursor = stream_sequence;
+        }
+        gathering.last = Some(message);
+    }
+    ledger.set_cursor(cursor_key, cursor);
+}
+
+/// Hands what was gathered to the writer thread, with the cursor in the same batch, and
+/// computes its feed from the state it leaves. `None` when nothing was gathered.
+fn submit(
+    ledger: &mut Ledger,
+    cursor_key: &str,
+    gathering: &mut Gathering,
+    feed: bool,
+) -> Result<Option<InFlight>, NatsError> {
+    let Gathering { last, messages, rejected, booked, plans, drained } = std::mem::take(gathering);
+    let Some(last) = last else { return Ok(None) };
+    let cursor = ledger.cursor(cursor_key).unwrap_or(0);
+    let feed =
+        if feed { feed_messages(ledger.state(), &booked, &plan_changes(ledger.state(), &plans)) } else { vec![] };
+    let ticket = ledger.submit()?;
+    Ok(Some(InFlight { ticket, last, messages, cursor, rejected, feed, drained }))
+}
+
+/// The (manager, period) a plan assignment changed: the projected bonus moved without an entry.
+fn plan_changes(state: &premia_core::LedgerState, payloads: &[bytes::Bytes]) -> Vec<(String, premia_core::Period)> {
+    payloads
+        .iter()
+        .filter_map(|raw| premia_core::event::parse_event(raw, state.scheme(), Admission::Publisher).ok())
+        .filter_map(|event| match event.data {
+            premia_core::event::EventData::PlanAssigned(plan) => Some((plan.manager_id.to_string(), plan.period)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Waits until a folded batch is durable, then acks it and hands its rejection notices and
+/// feed to the announcer. Neither of those can lose anything: the batch is already stored.
+async fn finish(
+    ledger: &Ledger,
+    announcer: &Announcer,
+    batch: Option<InFlight>,
+    report: &mut ServeReport,
+) -> Result<(), NatsError> {
+    let Some(batch) = batch else { return Ok(()) };
+    let waited = std::time::Instant::now();
+    wait_durable(ledger, batch.ticket)?;
+    report.timings.durable_wait_ms += waited.elapsed().as_secs_f64() * 1e3;
+    // A failed ack loses nothing: the cursor is stored, and a redelivery is skipped. The last
+    // batch of a drain waits for the server's confirmation, so the consumer's state that
+    // decides whether the stream is drained already counts it.
+    let acked = if batch.drained { batch.last.double_ack().await } else { batch.last.ack().await };
+    if let Err(e) = acked {
+        tracing::warn!(error = %e, cursor = batch.cursor, "could not acknowledge a stored batch");
+    }
+    report.batches += 1;
+    tracing::debug!(messages = batch.messages, cursor = batch.cursor, "batch committed and acked");
+    announcer.announce(batch.rejected, batch.feed).await;
+    Ok(())
+}
+
+/// Publishes rejection notices and the accrual feed on a task of its own, in batch order, so
+/// that waiting for JetStream to confirm feed messages never holds up the next batch. The
+/// queue is bounded: when NATS is slower than the ledger, serving slows down with it.
+struct Announcer {
+    sender: Option<tokio::sync::mpsc::Sender<Announcement>>,
+    task: tokio::task::JoinHandle<u64>,
+}
+
+type Announcement = (Vec<(premia_core::Rejection, bytes::Bytes)>, Vec<FeedMessage>);
+
+impl Announcer {
+    fn start(client: async_nats::Client) -> Announcer {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Announcement>(64);
+        let task = tokio::spawn(async move {
+            let js = jetstream::new(client.clone());
+            let mut failures = FeedFailures::default();
+            let mut acks = futures::stream::FuturesUnordered::<FeedAck>::new();
+            loop {
+                tokio::select! {
+                    Some(acked) = acks.next(), if !acks.is_empty() => {
+                        if let Err(e) = acked {
+                            failures.count(&e);
+                        }
+                    }
+                    next = receiver.recv() => {
+                        let Some((rejected, feed)) = next else { break };
+                        for (rejection, payload) in rejected {
+                            publish_rejection(&client, &rejection, payload).await;
+                        }
+                        publish_feed(&js, feed, &mut acks, &mut failures).await;
+                    }
+                }
+            }
+            while let Some(acked) = acks.next().await {
+                if let Err(e) = acked {
+                    failures.count(&e);
+                }
+            }
+            failures.count
+        });
+        Announcer { sender: Some(sender), task }
+    }
+
+    async fn announce(&self, rejected: Vec<(premia_core::Rejection, bytes::Bytes)>, feed: Vec<FeedMessage>) {
+        if rejected.is_empty() && feed.is_empty() {
+            return;
+        }
+        if let Some(sender) = &self.sender {
+            // The task ends only when the sender is dropped, so this fails only if it panicked.
+            let _ = sender.send((rejected, feed)).await;
+        }
+    }
+
+    /// Publishes everything still queued; returns the feed messages JetStream did not confirm.
+    async fn close(mut self) -> u64 {
+        self.sender = None;
+        self.task.await.unwrap_or(0)
+    }
+}
+
+/// Blocks on the writer thread without stalling the runtime's other tasks (the NATS
+/// connection keeps being served meanwhile).
+fn wait_durable(ledger: &Ledger, ticket: u64) -> Result<(), LedgerError> {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(|| ledger.wait_durable(ticket)),
+        _ => ledger.wait_durable(ticket),
+    }
+}
+
+/// Whether the stream holds nothing the ledger lacks: nothing left to deliver, and everything
+/// delivered is at or below the ledger's cursor. The consumer's own count of unacked messages
+/// is not used: after a server restart it can keep counting messages whose acks were lost,
+/// though the ack floor is past them, and the ledger's cursor is the authority anyway.
+async fn nothing_pending(consumer: &mut consumer::PullConsumer, cursor: u64) -> Result<bool, NatsError> {
+    let info = consumer.info().await.map_err(|e| js_error("read the consumer's state")(e.to_string()))?;
+    tracing::debug!(
+        pending = info.num_pending,
+        ack_pending = info.num_ack_pending,
+        ack_floor = info.ack_floor.stream_sequence,
+        delivered = info.delivered.stream_sequence,
+        "consumer state"
+    );
+    Ok(info.num_pending == 0 && info.delivered.stream_sequence <= cursor)
+}
+
+/// JetStream's confirmation of one feed message.
+type FeedAck =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), jetstream::context::PublishError>> + Send>>;
+
+/// The most feed messages awaiting JetStream's confirmation at once.
+const FEED_ACKS_IN_FLIGHT: usize = 4096;
+
+/// Publishes the feed of a committed batch in order; confirmations are awaited alongside,
+/// up to [`FEED_ACKS_IN_FLIGHT`] at once, so a slow or restarting server never stalls the
+/// publishing of later batches for a round trip each.
+async fn publish_feed(
+    js: &jetstream::Context,
+    messages: Vec<FeedMessage>,
+    acks: &mut futures::stream::FuturesUnordered<FeedAck>,
+    failures: &mut FeedFailures,
+) {
     for message in messages {
+        while acks.len() >= FEED_ACKS_IN_FLIGHT {
+            if let Some(Err(e)) = acks.next().await {
+                failures.count(&e);
+            }
+        }
         let subject = format!("{FEED_SUBJECT_PREFIX}{}", subject_token(&message.manager_id));
         let payload = match serde_json::to_vec(&message) {
             Ok(p) => p,
-            Err(_) => {
-                failures += 1;
+            Err(e) => {
+                failures.count(&e);
                 continue;
             }
         };
         match js.publish(subject, payload.into()).await {
-            Ok(ack) => acks.push(ack),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not publish a feed message");
-                failures += 1;
-            }
+            Ok(ack) => acks.push(Box::pin(async move { ack.await.map(|_| ()) })),
+            Err(e) => failures.count(&e),
         }
     }
-    for ack in acks {
-        if let Err(e) = ack.await {
-            tracing::warn!(error = %e, "a feed message was not confirmed");
-            failures += 1;
+}
+
+/// Feed messages JetStream did not take, logged without flooding the log during an outage.
+#[derive(Default)]
+struct FeedFailures {
+    count: u64,
+}
+
+impl FeedFailures {
+    fn count(&mut self, error: &dyn std::fmt::Display) {
+        self.count += 1;
+        if self.count == 1 || self.count.is_multiple_of(1000) {
+            tracing::warn!(error = %error, failures = self.count, "feed messages were not confirmed by JetStream");
         }
     }
-    failures
 }
 
 /// Tells subscribers at once why an event was refused. Best effort: the rejection is already

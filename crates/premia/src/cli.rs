@@ -168,7 +168,8 @@ pub struct ServeArgs {
     /// premia's durable consumer on the stream [default: premia].
     #[arg(long, env = "PREMIA_CONSUMER")]
     pub consumer: Option<String>,
-    /// Messages per fetch, per durable batch and per ack.
+    /// The most messages per durable batch and per ack. Under load batches fill up; when
+    /// messages trickle in, whatever has arrived is committed at once.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub batch: u64,
     /// Consume until nothing is pending for premia, then exit 0 (for batch jobs and tests).
