@@ -128,13 +128,14 @@ pub fn publish(args: &PublishArgs, config: &ConfigFile) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-/// A nats-server the demo started itself; stopped when dropped.
-struct DemoServer {
+/// A nats-server started for a scratch run (the demo, a benchmark): a free loopback port, a
+/// temporary store, stopped when dropped.
+pub struct ScratchServer {
     child: std::process::Child,
     _store: tempfile::TempDir,
 }
 
-impl Drop for DemoServer {
+impl Drop for ScratchServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -148,7 +149,8 @@ fn find_nats_server() -> Option<std::path::PathBuf> {
     on_path.into_iter().chain(["/usr/sbin/nats-server".into(), "/usr/bin/nats-server".into()]).find(|p| p.is_file())
 }
 
-fn start_demo_server() -> anyhow::Result<(DemoServer, String)> {
+/// Starts nats-server from the PATH with JetStream on a free loopback port; returns its URL.
+pub fn start_scratch_server() -> anyhow::Result<(ScratchServer, String)> {
     let Some(binary) = find_nats_server() else {
         anyhow::bail!(
             "no NATS server answers at the default URL and nats-server is not installed. Install it \
@@ -165,7 +167,7 @@ fn start_demo_server() -> anyhow::Result<(DemoServer, String)> {
         .stderr(std::process::Stdio::null())
         .spawn()
         .with_context(|| format!("cannot start {}", binary.display()))?;
-    let server = DemoServer { child, _store: store };
+    let server = ScratchServer { child, _store: store };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         anyhow::ensure!(
@@ -188,7 +190,7 @@ pub fn demo_through_nats(ledger: &mut Ledger, url: &str) -> anyhow::Result<(prem
     let (client, how) = match existing {
         Some(client) => (client, format!("published to the NATS server at {url}")),
         None => {
-            let (server, own_url) = start_demo_server()?;
+            let (server, own_url) = start_scratch_server()?;
             _own_server = Some(server);
             let client = runtime
                 .block_on(premia_nats::connect(&NatsSettings { url: own_url.clone(), ..NatsSettings::default() }))?;
