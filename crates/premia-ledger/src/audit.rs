@@ -465,6 +465,9 @@ pub fn export(ledger: &Ledger, from: u64, to: u64, out: &mut impl Write) -> Resu
 pub struct ImportReport {
     /// Log records appended.
     pub records: u64,
+    /// Records of the export that this ledger already held (the same chain): skipped, so that
+    /// ingesting an export twice changes nothing, as with any other file.
+    pub already_held: u64,
     pub first_seq: Option<u64>,
     pub last_seq: Option<u64>,
     /// The chain hash after the last record, lowercase hex: the same as in the exporting ledger.
@@ -500,6 +503,7 @@ pub fn import_export(
     let first_ledger_seq = ledger.state().next_seq();
     let mut report = ImportReport {
         records: 0,
+        already_held: 0,
         first_seq: None,
         last_seq: None,
         last_hash: hex(&ledger.last_hash()),
@@ -507,6 +511,8 @@ pub fn import_export(
     };
     let mut in_batch = 0usize;
     let mut bytes_read = 0u64;
+    // The last record skipped as already held, to be checked against the ledger's own.
+    let mut skipped: Option<(u64, Hash)> = None;
     for (number, line) in input.split(b'\n').enumerate() {
         let mut line = line.map_err(ImportError::Read)?;
         bytes_read += line.len() as u64 + 1;
@@ -536,8 +542,21 @@ pub fn import_export(
             .and_then(|h| h.try_into().ok())
             .ok_or_else(|| not_export("hash is not 64 hex digits".to_string()))?;
         let next = ledger.state().next_seq();
+        if parsed.seq < next && report.records == 0 && skipped.is_none_or(|(seq, _)| seq + 1 == parsed.seq) {
+            // The ledger holds this seq already. The chain commits to everything before it, so
+            // equal hashes at seq `next - 1` mean the whole prefix is the same.
+            if parsed.seq == next - 1 && hash != ledger.last_hash() {
+                return Err(ImportError::OutOfLine(format!(
+                    "this ledger already holds a record {} that differs from the export's: it holds another log. Ingest the export into an empty data dir",
+                    parsed.seq
+                )));
+            }
+            skipped = Some((parsed.seq, hash));
+            report.already_held += 1;
+            continue;
+        }
         if parsed.seq != next {
-            return Err(ImportError::OutOfLine(if report.records == 0 {
+            return Err(ImportError::OutOfLine(if report.records == 0 && skipped.is_none() {
                 format!(
                     "it starts at ledger seq {}, but this ledger's next seq is {next}. An export can only be ingested into a ledger that holds exactly the records before it: an empty data dir for an export that starts at seq 1 (`premia export --from-seq 1`)",
                     parsed.seq
@@ -573,6 +592,14 @@ pub fn import_export(
             ledger.submit()?;
             in_batch = 0;
             progress(bytes_read);
+        }
+    }
+    // An export that ends inside what this ledger holds: its last record must be the ledger's.
+    if let Some((seq, hash)) = skipped {
+        if seq + 1 < ledger.state().next_seq() && ledger.record(seq)?.map(|r| r.hash) != Some(hash) {
+            return Err(ImportError::OutOfLine(format!(
+                "this ledger already holds a record {seq} that differs from the export's: it holds another log. Ingest the export into an empty data dir"
+            )));
         }
     }
     ledger.commit()?;

@@ -204,10 +204,17 @@ fn an_export_ingested_into_an_empty_ledger_gives_the_same_log_statements_and_sea
     drop(ledger_b);
     assert!(verify(b.path(), |_| {}).expect("verify").intact());
 
-    // Into a ledger that already holds the log: refused, the seqs do not line up.
+    // Into the ledger that already holds it: nothing changes, as with any file ingested twice.
     let mut again = open(b.path());
-    let refused = import_export(&mut again, &exported[..], 5, |_| {}).expect_err("refused");
-    assert!(matches!(&refused, ImportError::OutOfLine(m) if m.contains("starts at ledger seq 1")), "{refused}");
+    let twice = import_export(&mut again, &exported[..], 5, |_| {}).expect("a second import");
+    assert_eq!((twice.records, twice.already_held), (0, last));
+    assert_eq!(again.last_hash(), ledger_a.last_hash());
+    drop(again);
+    // Into a ledger that holds a longer log with the same beginning: the prefix is recognised.
+    let mut head = Vec::new();
+    export(&ledger_a, 1, 10, &mut head).expect("export");
+    let mut again = open(b.path());
+    assert_eq!(import_export(&mut again, &head[..], 5, |_| {}).expect("import").already_held, 10);
     drop(again);
 
     // A part from seq 5 into an empty ledger: refused.
@@ -235,4 +242,6 @@ fn an_export_ingested_into_an_empty_ledger_gives_the_same_log_statements_and_sea
     export(&ledger_a, next, last, &mut tail).expect("export");
     let refused = import_export(&mut other, &tail[..], 5, |_| {}).expect_err("refused");
     assert!(refused.to_string().contains("holds other records"), "{refused}");
+    let refused = import_export(&mut other, &exported[..], 5, |_| {}).expect_err("refused");
+    assert!(matches!(&refused, ImportError::OutOfLine(m) if m.contains("holds another log")), "{refused}");
 }
