@@ -368,18 +368,25 @@ fn compare_entries(chunk_seq: u64, stored: &[Entry], folded: &[Entry]) -> Option
 /// The version of the export line format this premia writes and reads.
 pub const EXPORT_FORMAT: u32 = 1;
 
-/// One log record in an export: a JSON object per line (docs/AUDIT.md).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One log record in an export: a JSON object per line, `premia_export` first (docs/AUDIT.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportLine {
-    /// Always [`EXPORT_FORMAT`]; the marker by which `premia ingest` recognises an export.
+    /// The export format, 1. Written first: `premia ingest` recognises an export by a first
+    /// line that begins with this member.
+    #[schemars(range(min = 1, max = 1))]
     pub premia_export: u32,
+    /// The record's ledger sequence number; an export lists consecutive records.
+    #[schemars(range(min = 1))]
     pub seq: u64,
     /// When the original ledger received the record, in Unix milliseconds.
     pub arrived_ms: i64,
-    /// `file`, `nats` or `ledger`.
+    /// How the event reached the ledger: `file`, `nats` or `ledger` (premia's own records).
+    #[schemars(regex(pattern = "^(file|nats|ledger)$"))]
     pub origin: String,
-    /// The record's chain hash in the original ledger, lowercase hex.
+    /// The record's chain hash in the original ledger, lowercase hex:
+    /// SHA-256(previous hash | seq | arrived_ms | origin | raw), see docs/AUDIT.md.
+    #[schemars(regex(pattern = "^[0-9a-f]{64}$"))]
     pub hash: String,
     /// The bytes received, as a JSON string (every logged event passed validation, so it is
     /// UTF-8).
@@ -387,7 +394,17 @@ pub struct ExportLine {
     pub raw: Option<String>,
     /// The bytes received in hex, for a record that is not UTF-8 (none should be).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^([0-9a-f]{2})*$"))]
     pub raw_hex: Option<String>,
+}
+
+/// The JSON Schema of one export line (checked in as `schemas/export/record.json`).
+pub fn export_schema() -> serde_json::Value {
+    let mut schema = schemars::SchemaGenerator::default().root_schema_for::<ExportLine>().to_value();
+    if let serde_json::Value::Object(map) = &mut schema {
+        map.insert("$id".into(), "urn:premia:schema:export:record".into());
+    }
+    schema
 }
 
 impl ExportLine {

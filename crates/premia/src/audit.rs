@@ -140,13 +140,12 @@ pub fn first_line(mut reader: Box<dyn BufRead + Send>) -> anyhow::Result<(Vec<u8
 }
 
 pub fn ingest_export(
-    data_dir: &Path,
+    mut ledger: premia_ledger::Ledger,
     first: Vec<u8>,
     rest: Box<dyn BufRead + Send>,
     len: Option<u64>,
     args: &IngestArgs,
 ) -> anyhow::Result<ExitCode> {
-    let mut ledger = open(data_dir, "ingest")?;
     let bar = progress_bar(len, "importing an export");
     let input = io::BufReader::new(io::Cursor::new(first).chain(rest));
     let report = import_export(&mut ledger, input, args.batch_lines as usize, |bytes| bar.set_position(bytes))?;

@@ -56,13 +56,14 @@ pub fn ingest(data_dir: &Path, args: &IngestArgs) -> anyhow::Result<ExitCode> {
         let len = file.metadata().ok().map(|m| m.len());
         (Box::new(BufReader::with_capacity(1 << 20, file)), len)
     };
+    let mut ledger = open(data_dir, "ingest")?;
     // An export (from `premia export`) is re-logged record by record, not ingested as events.
+    // Peeked only once the ledger is held: reading may wait on a pipe.
     let (first, reader) = crate::audit::first_line(reader)?;
     if premia_ledger::audit::is_export_line(&first) {
-        return crate::audit::ingest_export(data_dir, first, reader, len, args);
+        return crate::audit::ingest_export(ledger, first, reader, len, args);
     }
     let reader: Box<dyn BufRead + Send> = Box::new(io::Cursor::new(first).chain(reader));
-    let mut ledger = open(data_dir, "ingest")?;
     let bar = progress_bar(len, "ingesting");
     let options = IngestOptions { batch_lines: args.batch_lines as usize, ..IngestOptions::default() };
     let counts = ingest_reader(&mut ledger, reader, &options, |bytes| bar.set_position(bytes))?;
@@ -342,6 +343,7 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
 pub fn schemas(args: &SchemasArgs) -> anyhow::Result<ExitCode> {
     let mut files = premia_core::schema::all_schema_files();
     files.push(("feed/accrual.json".to_string(), premia_core::schema::pretty(&premia_nats::feed_schema())));
+    files.push(("export/record.json".to_string(), premia_core::schema::pretty(&premia_ledger::audit::export_schema())));
     for (name, text) in files {
         let path = args.dir.join(&name);
         if let Some(parent) = path.parent() {
