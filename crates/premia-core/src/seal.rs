@@ -241,5 +241,35 @@ mod tests {
         let expected: [u8; 32] = expected.finalize().into();
         assert_eq!(seal(period("2026-11"), &[], 42, &hash).digest, expected);
         assert_eq!(hex(&[0x00, 0xab, 0x0f]), "00ab0f");
+
+        // One commission entry of 400.00, field by field as docs/AUDIT.md lists them.
+        let mut expected = Sha256::new();
+        expected.update(b"premia-seal-v1");
+        let fields = [
+            "2026-11",
+            "5",
+            "crm/acme",
+            "evt-5",
+            "commission",
+            "M-1",
+            "2026-11",
+            "400",
+            "",
+            "D-1",
+            "P-5",
+            "on_time",
+            "3",
+            "10",
+            "0.008",
+        ];
+        for f in fields {
+            expected.update((f.len() as u32).to_be_bytes());
+            expected.update(f.as_bytes());
+        }
+        expected.update(1u64.to_be_bytes());
+        expected.update(42u64.to_be_bytes());
+        expected.update([1u8; 32]);
+        let expected: [u8; 32] = expected.finalize().into();
+        assert_eq!(seal(period("2026-11"), &[commission(5, "400.00")], 42, &hash).digest, expected);
     }
 }

@@ -245,3 +245,31 @@ fn an_export_ingested_into_an_empty_ledger_gives_the_same_log_statements_and_sea
     let refused = import_export(&mut other, &exported[..], 5, |_| {}).expect_err("refused");
     assert!(matches!(&refused, ImportError::OutOfLine(m) if m.contains("holds another log")), "{refused}");
 }
+
+#[test]
+fn a_snapshot_that_differs_from_the_fold_is_reported() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    seeded(dir.path());
+    // The snapshot is header (format, last hash), fold state, entry index, in bincode. Point
+    // November's entries at a batch that does not hold them: a stored projection now differs
+    // from the log, though every hash still matches.
+    let path = dir.path().join("snapshot.bin");
+    let bytes = std::fs::read(&path).expect("a snapshot");
+    let mut input = &bytes[..];
+    let header: (u32, [u8; 32]) = bincode::deserialize_from(&mut input).expect("header");
+    let state: premia_core::LedgerState = bincode::deserialize_from(&mut input).expect("state");
+    let mut index: std::collections::BTreeMap<Period, Vec<u64>> = bincode::deserialize_from(&mut input).expect("index");
+    index.get_mut(&period("2026-11")).expect("November is indexed").push(9999);
+    let mut changed = Vec::new();
+    bincode::serialize_into(&mut changed, &header).expect("encode");
+    bincode::serialize_into(&mut changed, &state).expect("encode");
+    bincode::serialize_into(&mut changed, &index).expect("encode");
+    std::fs::write(&path, changed).expect("write the snapshot");
+
+    let report = verify(dir.path(), |_| {}).expect("verify runs");
+    let last = state.next_seq() - 1;
+    assert_eq!(report.snapshot, SnapshotCheck::Differs { next_seq: last + 1 });
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!(report.problems[0].kind, ProblemKind::Snapshot);
+    assert_eq!(report.first_bad_seq(), Some(last));
+}
