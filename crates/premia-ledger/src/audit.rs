@@ -18,7 +18,7 @@ use crate::ledger::{
     sled_config, store_error, EntryIndex, Ledger, LedgerError, LedgerOptions, ENTRY_PREFIX, LOG_PREFIX, SNAPSHOT_FILE,
 };
 use crate::lock::DirLock;
-use crate::log::{chain_hash, verify_link, Hash, LogRecord, Origin, GENESIS_HASH};
+use crate::log::{chain_hash, decode_chunk, verify_link, Hash, LogRecord, Origin, GENESIS_HASH};
 
 /// The seal of `period` when it is closed. `entries` are the period's entries in booking order
 /// (as [`Ledger::entries_of`] gives them).
@@ -161,15 +161,15 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(u64)) -> Result<VerifyReport,
             continue;
         }
         let expected = state.next_seq();
-        let chunk = match decode_stored_chunk(chunk_seq, &value) {
-            Ok(chunk) => chunk,
-            Err(e) => {
-                problems.push(Problem { seq: expected, kind: ProblemKind::Unreadable, message: e.to_string() });
-                broken = true;
-                continue;
-            }
+        // A damaged chunk is read up to the first record that cannot be decoded, so that the
+        // report names that record rather than the start of its chunk.
+        let (chunk, unreadable) = match decode_stored_chunk(chunk_seq, &value) {
+            Ok(chunk) => (chunk, None),
+            Err(e) => (readable_prefix(chunk_seq, &value), Some(e.to_string())),
         };
-        if chunk_seq != expected || chunk.first().map(|r| r.seq) != Some(chunk_seq) {
+        let misplaced = chunk_seq != expected
+            || (unreadable.is_none() || !chunk.is_empty()) && chunk.first().map(|r| r.seq) != Some(chunk_seq);
+        if misplaced {
             problems.push(Problem {
                 seq: expected,
                 kind: ProblemKind::Order,
@@ -190,6 +190,10 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(u64)) -> Result<VerifyReport,
             }
             last_hash = record.hash;
             records += 1;
+        }
+        if let Some(message) = unreadable.filter(|_| !broken) {
+            problems.push(Problem { seq: state.next_seq(), kind: ProblemKind::Unreadable, message });
+            broken = true;
         }
         if broken {
             // The chunk's entries cannot be compared with a fold that stopped inside it.
@@ -291,6 +295,24 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(u64)) -> Result<VerifyReport,
         seals,
         problems,
     })
+}
+
+/// The records of a damaged chunk before the first one that cannot be decoded (none when the
+/// chunk does not even decompress).
+fn readable_prefix(chunk_seq: u64, value: &[u8]) -> Vec<LogRecord> {
+    let Ok(bytes) = lz4_flex::decompress_size_prepended(value) else { return Vec::new() };
+    let mut records = Vec::new();
+    let mut at = 0usize;
+    // Record layout (log.rs): seq 8 | arrived_ms 8 | origin 1 | raw length 4 | raw | hash 32.
+    while let Some(len) = bytes.get(at + 17..at + 21).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes) {
+        let end = at + 21 + len as usize + 32;
+        match bytes.get(at..end).map(|one| decode_chunk(chunk_seq, one)) {
+            Some(Ok(mut one)) if one.len() == 1 => records.append(&mut one),
+            _ => break,
+        }
+        at = end;
+    }
+    records
 }
 
 /// Checks one record's place and link, folds it, and collects what it booked.

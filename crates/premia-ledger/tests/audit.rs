@@ -42,9 +42,9 @@ fn raw_store(dir: &Path) -> sled::Db {
     panic!("cannot open the sled store of {}", dir.display());
 }
 
-/// Flips the lowest bit of the byte of record `seq`'s raw event that comes `after` bytes past
-/// the first occurrence of `marker` in it, in the stored log chunk. Returns the chunk's seq.
-fn flip_raw_byte(dir: &Path, seq: u64, marker: &str, after: usize) -> u64 {
+/// Changes record `seq` in its stored log chunk: `change` gets the decompressed chunk and the
+/// offset where the record starts. Returns the chunk's first seq.
+fn tamper_record(dir: &Path, seq: u64, change: impl FnOnce(&mut Vec<u8>, usize)) -> u64 {
     let db = raw_store(dir);
     let (chunk_key, value) = db
         .scan_prefix(b"log")
@@ -60,21 +60,30 @@ fn flip_raw_byte(dir: &Path, seq: u64, marker: &str, after: usize) -> u64 {
         let record_seq = u64::from_be_bytes(bytes[at..at + 8].try_into().expect("a seq"));
         let len = u32::from_be_bytes(bytes[at + 17..at + 21].try_into().expect("a length")) as usize;
         if record_seq == seq {
-            let raw = &bytes[at + 21..at + 21 + len];
-            let found = raw.windows(marker.len()).position(|w| w == marker.as_bytes()).expect("the marker");
-            bytes[at + 21 + found + after] ^= 1;
+            change(&mut bytes, at);
             break;
         }
         at += 21 + len + 32;
     }
-    // Still a well-formed chunk: only the content of one event changed.
-    assert_eq!(decode_chunk(chunk_seq, &bytes).expect("decodes").len(), {
-        let original = lz4_flex::decompress_size_prepended(&value).expect("decompresses");
-        decode_chunk(chunk_seq, &original).expect("decodes").len()
-    });
     db.insert(chunk_key, lz4_flex::compress_prepend_size(&bytes)).expect("write back");
     db.flush().expect("flush");
     chunk_seq
+}
+
+/// Flips the lowest bit of the byte of record `seq`'s raw event that comes `after` bytes past
+/// the first occurrence of `marker` in it, in the stored log chunk. Returns the chunk's seq.
+fn flip_raw_byte(dir: &Path, seq: u64, marker: &str, after: usize) -> u64 {
+    tamper_record(dir, seq, |bytes, at| {
+        let len = u32::from_be_bytes(bytes[at + 17..at + 21].try_into().expect("a length")) as usize;
+        let before = decode_chunk(0, &bytes[at..at + 21 + len + 32]).expect("the record decodes");
+        let raw = &bytes[at + 21..at + 21 + len];
+        let found = raw.windows(marker.len()).position(|w| w == marker.as_bytes()).expect("the marker");
+        bytes[at + 21 + found + after] ^= 1;
+        // Still a well-formed record: only the content of its event changed.
+        let after = decode_chunk(0, &bytes[at..at + 21 + len + 32]).expect("the record still decodes");
+        assert_eq!((after[0].seq, after[0].raw.len()), (before[0].seq, before[0].raw.len()));
+        assert_ne!(after[0].raw, before[0].raw);
+    })
 }
 
 #[test]
@@ -272,4 +281,17 @@ fn a_snapshot_that_differs_from_the_fold_is_reported() {
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert_eq!(report.problems[0].kind, ProblemKind::Snapshot);
     assert_eq!(report.first_bad_seq(), Some(last));
+}
+
+#[test]
+fn a_record_that_no_longer_decodes_is_named_not_its_whole_chunk() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    seeded(dir.path());
+    // The origin byte of record 11 becomes one no origin has.
+    let chunk_seq = tamper_record(dir.path(), 11, |bytes, at| bytes[at + 16] = 9);
+    assert!(chunk_seq < 11);
+    let report = verify(dir.path(), |_| {}).expect("verify runs");
+    assert_eq!(report.first_bad_seq(), Some(11), "{:?}", report.problems);
+    assert_eq!(report.problems[0].kind, ProblemKind::Unreadable);
+    assert_eq!(report.records, 10);
 }
