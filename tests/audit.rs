@@ -59,6 +59,18 @@ fn an_export_reingested_into_an_empty_dir_gives_identical_statements_entries_and
     }
     assert_eq!(sealed, seals_a.len(), "every sealed period was compared");
 
+    // A seal from paper: the one printed on the statement matches; one digit off does not.
+    let march: Value = serde_json::from_str(&statement_json(&a, "2026-03")).unwrap();
+    let digest = march["seal"]["digest"].as_str().unwrap().to_string();
+    premia(&a, &["verify", "--seal", &format!("2026-03={digest}")]);
+    let wrong = format!("{}{}", if digest.starts_with('0') { "1" } else { "0" }, &digest[1..]);
+    let out = premia_status(&a, &["verify", "--format", "json", "--seal", &format!("2026-03={wrong}")]);
+    assert_eq!(out.status.code(), Some(4));
+    let report = last_json_line(&out);
+    assert_eq!((report["intact"].as_bool(), report["problems"].as_array().map(Vec::len)), (Some(false), Some(0)));
+    assert_eq!(report["paper_seals"][0]["ledger"], digest.as_str());
+    assert_eq!(report["paper_seals"][0]["matches"], false);
+
     // The log itself is the same, record for record: an export of B is the export of A.
     let export_b = work.path().join("all-b.jsonl");
     premia(&b, &["export", "--from-seq", "1", "--out", export_b.to_str().unwrap()]);

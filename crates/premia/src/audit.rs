@@ -9,30 +9,73 @@ use anyhow::{bail, Context};
 use premia_ledger::audit::{import_export, SnapshotCheck, VerifyReport};
 use serde_json::json;
 
-use crate::cli::{ExportArgs, Format, IngestArgs};
+use crate::cli::{ExportArgs, Format, IngestArgs, VerifyArgs};
 use crate::commands::{open, print_counts, progress_bar};
 
 /// The exit status of `verify` when the ledger does not match its log (distinct from 1, "cannot
 /// run", and from `rebuild`'s 3).
 pub const VERIFY_FAILED: u8 = 4;
 
-pub fn verify(data_dir: &Path, format: Format) -> anyhow::Result<ExitCode> {
+/// A seal given on the command line (from paper) and what the log says.
+#[derive(serde::Serialize)]
+struct PaperSeal {
+    period: String,
+    given: String,
+    /// The seal recomputed from the log; null when the period is not closed in it.
+    ledger: Option<String>,
+    matches: bool,
+}
+
+pub fn verify(data_dir: &Path, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    let mut wanted = Vec::new();
+    for text in &args.seal {
+        let Some((period, digest)) = text.split_once('=') else {
+            bail!("--seal {text:?} should be PERIOD=DIGEST, such as 2026-11=<the 64 hex digits on the statement>");
+        };
+        wanted.push((period.trim().to_string(), digest.trim().to_ascii_lowercase()));
+    }
     let bar = progress_bar(None, "verifying log records");
     let report = premia_ledger::audit::verify(data_dir, |n| bar.set_position(n))?;
     bar.finish_and_clear();
+    let paper: Vec<PaperSeal> = wanted
+        .into_iter()
+        .map(|(period, given)| {
+            let ledger = report.seals.iter().find(|s| s.period == period).map(|s| s.digest.clone());
+            PaperSeal { matches: ledger.as_deref() == Some(given.as_str()), period, given, ledger }
+        })
+        .collect();
+    let intact = report.intact() && paper.iter().all(|p| p.matches);
     let mut out = io::stdout().lock();
-    match format {
+    match args.format {
         Format::Json => {
             let mut value = serde_json::to_value(&report)?;
             if let Some(object) = value.as_object_mut() {
-                object.insert("intact".into(), json!(report.intact()));
+                object.insert("intact".into(), json!(intact));
                 object.insert("first_bad_seq".into(), json!(report.first_bad_seq()));
+                object.insert("paper_seals".into(), serde_json::to_value(&paper)?);
             }
             writeln!(out, "{}", serde_json::to_string(&value)?)?;
         }
-        Format::Text => verify_text(&report, &mut out)?,
+        Format::Text => {
+            verify_text(&report, &mut out)?;
+            for p in &paper {
+                match (&p.ledger, p.matches) {
+                    (_, true) => writeln!(out, "The seal given for {} matches the log.", p.period)?,
+                    (Some(ledger), false) => writeln!(
+                        out,
+                        "SEAL MISMATCH for {}: given {}, but the log gives {ledger}. The statement it came from is not this ledger's.",
+                        p.period, p.given
+                    )?,
+                    (None, false) => writeln!(
+                        out,
+                        "SEAL MISMATCH for {}: given {}, but {} is not closed in this log (or the log is damaged before its close).",
+                        p.period, p.given, p.period
+                    )?,
+                }
+            }
+        }
     }
-    Ok(if report.intact() { ExitCode::SUCCESS } else { ExitCode::from(VERIFY_FAILED) })
+    Ok(if intact { ExitCode::SUCCESS } else { ExitCode::from(VERIFY_FAILED) })
 }
 
 fn verify_text(report: &VerifyReport, out: &mut impl Write) -> io::Result<()> {

@@ -114,7 +114,7 @@ pub enum Command {
     ///
     /// Exit status: 0 when everything matches; 4 when something does not (the report names the
     /// first bad ledger sequence number and each problem); 1 when the ledger cannot be read.
-    Verify(FormatArgs),
+    Verify(VerifyArgs),
 
     /// Write log records as JSON Lines, as received, with their ledger seq, arrival time, origin
     /// and chain hash. `premia ingest` of an export into an empty data dir rebuilds the same log:
@@ -336,4 +336,15 @@ pub struct ExportArgs {
     /// Write to this file instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// A seal from a statement on paper, PERIOD=DIGEST (repeatable): it must equal the seal
+    /// recomputed from the log. As a seal includes the chain hash at the close, this also
+    /// catches a log rewritten with freshly computed hashes.
+    #[arg(long, value_name = "YYYY-MM=DIGEST")]
+    pub seal: Vec<String>,
 }

@@ -36,7 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rejected(args) => commands::rejected(data_dir, &args),
         Command::Pending(args) => commands::pending(data_dir, args.format),
         Command::Rebuild(args) => commands::rebuild(data_dir, args.format),
-        Command::Verify(args) => audit::verify(data_dir, args.format),
+        Command::Verify(args) => audit::verify(data_dir, &args),
         Command::Export(args) => audit::export(data_dir, &args),
         Command::Scheme(cmd) => commands::scheme(data_dir, cmd),
         Command::Generate(args) => commands::generate(&args),
