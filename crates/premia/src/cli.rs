@@ -86,8 +86,14 @@ pub enum Command {
     /// Ingesting the same file again changes nothing: its events are duplicates, and lines that
     /// fail validation are rejected again. Every batch is flushed to disk before the next is read.
     ///
+    /// A file written by `premia export` (its first line begins with {"premia_export") is not
+    /// folded as new events: its log records are re-logged with their original seq, arrival time
+    /// and origin, so the hash chain and the seals come out the same, or refused when they do not
+    /// continue this ledger's log (docs/AUDIT.md).
+    ///
     /// Exit status: 0 when the file was read to the end, even when lines were rejected; 1 when
-    /// the ledger cannot work (unreadable input, store error, data dir in use).
+    /// the ledger cannot work (unreadable input, store error, data dir in use) or an export is
+    /// refused.
     Ingest(IngestArgs),
 
     /// Print a period's statement: per manager, commission, clawback, fines, plan bonus and total,
