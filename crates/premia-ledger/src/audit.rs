@@ -242,6 +242,20 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(u64)) -> Result<VerifyReport,
         progress(records);
     }
 
+    // An intact log that never reached the snapshot's position at the end of a batch: the
+    // snapshot claims a position the store never committed on its own.
+    if let (false, SnapshotCheck::NotReached, Some((snapshot_state, _, _))) = (broken, snapshot_check, &snapshot) {
+        let covered = snapshot_state.next_seq() - 1;
+        problems.push(Problem {
+            seq: covered,
+            kind: ProblemKind::Snapshot,
+            message: format!(
+                "the snapshot covers the log up to seq {covered}, which is not the end of a stored batch; delete {} and reopen, or run `premia rebuild`",
+                dir.join(SNAPSHOT_FILE).display()
+            ),
+        });
+    }
+
     // Entry chunks beside no log chunk: nothing books them, yet statements could read them.
     for item in db.scan_prefix(ENTRY_PREFIX).keys() {
         let key = item.map_err(store_error(dir))?;
