@@ -226,6 +226,17 @@ fn an_export_ingested_into_an_empty_ledger_gives_the_same_log_statements_and_sea
     assert_eq!(import_export(&mut again, &head[..], 5, |_| {}).expect("import").already_held, 10);
     drop(again);
 
+    // In two parts, the second continuing the first: the same log.
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    export(&ledger_a, 1, 10, &mut first).expect("export");
+    export(&ledger_a, 11, last, &mut second).expect("export");
+    let parts = tempfile::tempdir().expect("a temp dir");
+    let mut ledger_p = open(parts.path());
+    import_export(&mut ledger_p, &first[..], 5, |_| {}).expect("the first part");
+    assert_eq!(import_export(&mut ledger_p, &second[..], 5, |_| {}).expect("the second part").records, last - 10);
+    assert_eq!(ledger_p.last_hash(), ledger_a.last_hash());
+    drop(ledger_p);
+
     // A part from seq 5 into an empty ledger: refused.
     let mut part = Vec::new();
     export(&ledger_a, 5, last, &mut part).expect("export");
