@@ -808,7 +808,14 @@ fn view(ledger: &Ledger) -> View {
             .iter()
             .map(|p| {
                 let statement = ledger.statement(*p, None).expect("the ledger gives a statement");
-                (p.to_string(), serde_json::to_value(statement).expect("a statement serializes"))
+                let mut value = serde_json::to_value(statement).expect("a statement serializes");
+                // A closed period's seal chains to the log's arrival times, which differ between
+                // the ingests compared here (and a state in memory has no log): the figures are
+                // compared. Seals are checked in crates/premia-ledger/tests/audit.rs.
+                if let Some(object) = value.as_object_mut() {
+                    object.remove("seal");
+                }
+                (p.to_string(), value)
             })
             .collect(),
         parked: state.parked().iter().map(|(seq, p)| (*seq, p.clone())).collect(),

@@ -12,6 +12,7 @@ pub mod money;
 pub mod reject;
 pub mod schema;
 pub mod scheme;
+pub mod seal;
 pub mod statement;
 
 pub use calendar::Period;

@@ -24,6 +24,10 @@ pub struct Statement {
     /// `open` or `closed`.
     pub status: &'static str,
     pub managers: Vec<ManagerStatement>,
+    /// The period's seal once it is closed (absent while it is open): see docs/AUDIT.md.
+    /// It covers every entry of the period, whichever managers the statement shows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seal: Option<crate::seal::SealView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
@@ -162,6 +166,8 @@ impl LedgerState {
             currency: self.scheme().currency.clone(),
             status: if closed { "closed" } else { "open" },
             managers,
+            // The seal needs the log's chain hash, which only the edge holds.
+            seal: None,
         }
     }
 

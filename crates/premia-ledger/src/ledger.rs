@@ -34,11 +34,11 @@ use serde::{Deserialize, Serialize};
 use crate::lock::{DirLock, LockError};
 use crate::log::{decode_chunk, encode_record, verify_link, ChunkError, Hash, LogRecord, Origin, GENESIS_HASH};
 
-const LOG_PREFIX: &[u8] = b"log";
-const ENTRY_PREFIX: &[u8] = b"ent";
+pub(crate) const LOG_PREFIX: &[u8] = b"log";
+pub(crate) const ENTRY_PREFIX: &[u8] = b"ent";
 const REJECTION_PREFIX: &[u8] = b"rej";
 const CURSOR_PREFIX: &[u8] = b"cur";
-const SNAPSHOT_FILE: &str = "snapshot.bin";
+pub(crate) const SNAPSHOT_FILE: &str = "snapshot.bin";
 /// Bumped whenever the snapshot's layout changes; an old snapshot is then ignored and the state
 /// rebuilt from the log, which never changes format silently.
 const SNAPSHOT_FORMAT: u32 = 2;
@@ -80,7 +80,7 @@ fn write_snapshot(dir: &Path, header: &SnapshotHeader, state: &LedgerState, inde
 }
 
 /// The stored snapshot, when there is one that this version can read and that matches the log.
-fn load_snapshot(dir: &Path, db: &sled::Db) -> Option<(LedgerState, Hash, EntryIndex)> {
+pub(crate) fn load_snapshot(dir: &Path, db: &sled::Db) -> Option<(LedgerState, Hash, EntryIndex)> {
     let file = std::fs::File::open(dir.join(SNAPSHOT_FILE)).ok()?;
     let mut input = std::io::BufReader::with_capacity(1 << 20, file);
     let header: SnapshotHeader = bincode::deserialize_from(&mut input).ok()?;
@@ -111,7 +111,7 @@ fn load_snapshot(dir: &Path, db: &sled::Db) -> Option<(LedgerState, Hash, EntryI
     Some((state, header.last_hash, index))
 }
 
-fn store_error(dir: &Path) -> impl Fn(sled::Error) -> LedgerError + '_ {
+pub(crate) fn store_error(dir: &Path) -> impl Fn(sled::Error) -> LedgerError + '_ {
     move |source| LedgerError::Store { dir: dir.to_path_buf(), source }
 }
 
@@ -163,7 +163,7 @@ struct PendingBatch {
 /// Which chunks hold entries of which period, in order.
 pub type EntryIndex = BTreeMap<Period, Vec<u64>>;
 
-fn index_entries(index: &mut EntryIndex, chunk_seq: u64, entries: &[Entry]) {
+pub(crate) fn index_entries(index: &mut EntryIndex, chunk_seq: u64, entries: &[Entry]) {
     for entry in entries {
         let chunks = index.entry(entry.period).or_default();
         if chunks.last() != Some(&chunk_seq) {
@@ -172,7 +172,7 @@ fn index_entries(index: &mut EntryIndex, chunk_seq: u64, entries: &[Entry]) {
     }
 }
 
-fn applied_entries(folded: &[Folded]) -> impl Iterator<Item = &Entry> {
+pub(crate) fn applied_entries(folded: &[Folded]) -> impl Iterator<Item = &Entry> {
     folded.iter().flat_map(|f| match &f.outcome {
         Outcome::Applied { entries } => entries.as_slice(),
         _ => &[],
@@ -196,7 +196,7 @@ pub struct Ledger {
     _lock: DirLock,
 }
 
-fn log_key(seq: u64) -> [u8; 11] {
+pub(crate) fn log_key(seq: u64) -> [u8; 11] {
     let mut key = [0u8; 11];
     key[..3].copy_from_slice(LOG_PREFIX);
     key[3..].copy_from_slice(&seq.to_be_bytes());
@@ -217,7 +217,7 @@ fn rejection_key(id: u64) -> [u8; 11] {
     key
 }
 
-fn seq_of_key(key: &[u8]) -> u64 {
+pub(crate) fn seq_of_key(key: &[u8]) -> u64 {
     key.get(3..11).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0)
 }
 
@@ -226,9 +226,7 @@ impl Ledger {
     /// the state up to the end of the log.
     pub fn open(dir: &Path, options: &LedgerOptions, command: &str) -> Result<Ledger, LedgerError> {
         let lock = DirLock::acquire(dir, command)?;
-        let config =
-            sled::Config::new().path(dir.join("sled")).cache_capacity(options.cache_bytes).flush_every_ms(None);
-        let db = open_sled(&config).map_err(store_error(dir))?;
+        let db = open_sled(&sled_config(dir, options)).map_err(store_error(dir))?;
         let (mut state, mut last_hash, mut entry_index) = match load_snapshot(dir, &db) {
             Some(loaded) => loaded,
             None => (LedgerState::new(), GENESIS_HASH, EntryIndex::new()),
@@ -505,10 +503,39 @@ impl Ledger {
         Ok(entries)
     }
 
-    /// The statement of a period, as `LedgerState::statement` with the stored entries.
+    /// The statement of a period, as `LedgerState::statement` with the stored entries, and the
+    /// period's seal when it is closed.
     pub fn statement(&self, period: Period, manager: Option<&str>) -> Result<Statement, LedgerError> {
         let entries = self.entries_of(period)?;
-        Ok(self.state.statement(period, manager, &entries))
+        let seal = crate::audit::seal_of(self, period, &entries)?;
+        let mut statement = self.state.statement(period, manager, &entries);
+        statement.seal = seal.map(|s| s.view());
+        Ok(statement)
+    }
+
+    /// The chain hash of the last record appended (committed or not).
+    pub fn last_hash(&self) -> Hash {
+        self.last_hash
+    }
+
+    pub(crate) fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
+    /// Appends a record copied from another ledger's log (an export), keeping its sequence
+    /// number, arrival time and origin so that the hash chain comes out the same, and folds it
+    /// as recovery does. The caller checks that it follows this log (`audit::import_export`).
+    pub fn append_replayed(
+        &mut self,
+        seq: u64,
+        arrived_ms: i64,
+        origin: Origin,
+        raw: &[u8],
+    ) -> Result<Vec<Folded>, LedgerError> {
+        let folded = self.state.replay(seq, raw)?;
+        self.append(seq, arrived_ms, origin, raw);
+        self.pending.entries.extend(applied_entries(&folded).cloned());
+        Ok(folded)
     }
 
     /// The stored rejections, oldest first.
@@ -533,10 +560,14 @@ impl Ledger {
     }
 }
 
+pub(crate) fn sled_config(dir: &Path, options: &LedgerOptions) -> sled::Config {
+    sled::Config::new().path(dir.join("sled")).cache_capacity(options.cache_bytes).flush_every_ms(None)
+}
+
 /// Opens sled. Our own lock already keeps other processes out, so sled's file lock can only be
 /// held by a handle of this process that was just dropped: sled releases it a moment later on a
 /// background thread. Such a conflict is waited out (up to two seconds); anything else is not.
-fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
+pub(crate) fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
         match config.open() {
@@ -552,14 +583,14 @@ fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
     }
 }
 
-fn read_entries(db: &sled::Db, dir: &Path, chunk_seq: u64) -> Result<Vec<Entry>, LedgerError> {
+pub(crate) fn read_entries(db: &sled::Db, dir: &Path, chunk_seq: u64) -> Result<Vec<Entry>, LedgerError> {
     let Some(value) = db.get(entry_key(chunk_seq)).map_err(store_error(dir))? else { return Ok(Vec::new()) };
     let bytes = lz4_flex::decompress_size_prepended(&value)
         .map_err(|e| LedgerError::Decode(format!("entries of chunk {chunk_seq}: {e}")))?;
     bincode::deserialize(&bytes).map_err(|e| LedgerError::Decode(format!("entries of chunk {chunk_seq}: {e}")))
 }
 
-fn decode_stored_chunk(chunk_seq: u64, value: &[u8]) -> Result<Vec<LogRecord>, LedgerError> {
+pub(crate) fn decode_stored_chunk(chunk_seq: u64, value: &[u8]) -> Result<Vec<LogRecord>, LedgerError> {
     let bytes = lz4_flex::decompress_size_prepended(value).map_err(|_| ChunkError {
         chunk_seq,
         offset: 0,

@@ -1,6 +1,7 @@
 //! premia-ledger: the append-only, hash-chained event log on sled, snapshots of the fold state,
 //! crash recovery, and the line-by-line ingest shared by every input path.
 
+pub mod audit;
 pub mod ingest;
 pub mod ledger;
 pub mod lock;

@@ -53,6 +53,11 @@ impl Origin {
             Origin::Ledger => "ledger",
         }
     }
+
+    /// The origin named by [`as_str`](Self::as_str).
+    pub fn parse(text: &str) -> Option<Origin> {
+        [Origin::File, Origin::Nats, Origin::Ledger].into_iter().find(|o| o.as_str() == text)
+    }
 }
 
 /// One logged event, as received.

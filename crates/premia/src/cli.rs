@@ -86,8 +86,14 @@ pub enum Command {
     /// Ingesting the same file again changes nothing: its events are duplicates, and lines that
     /// fail validation are rejected again. Every batch is flushed to disk before the next is read.
     ///
+    /// A file written by `premia export` (its first line begins with {"premia_export") is not
+    /// folded as new events: its log records are re-logged with their original seq, arrival time
+    /// and origin, so the hash chain and the seals come out the same, or refused when they do not
+    /// continue this ledger's log (docs/AUDIT.md).
+    ///
     /// Exit status: 0 when the file was read to the end, even when lines were rejected; 1 when
-    /// the ledger cannot work (unreadable input, store error, data dir in use).
+    /// the ledger cannot work (unreadable input, store error, data dir in use) or an export is
+    /// refused.
     Ingest(IngestArgs),
 
     /// Print a period's statement: per manager, commission, clawback, fines, plan bonus and total,
@@ -107,6 +113,19 @@ pub enum Command {
     /// Fold the whole log again from nothing, check the hash chain, and compare with the stored
     /// state. Exit status 3 when they differ (the rebuilt state then replaces the stored one).
     Rebuild(FormatArgs),
+
+    /// Check that nobody edited history, writing nothing: every link of the hash chain, then a
+    /// fold of the whole log from nothing compared with every stored entry, the snapshot and the
+    /// seal of every closed period.
+    ///
+    /// Exit status: 0 when everything matches; 4 when something does not (the report names the
+    /// first bad ledger sequence number and each problem); 1 when the ledger cannot be read.
+    Verify(VerifyArgs),
+
+    /// Write log records as JSON Lines, as received, with their ledger seq, arrival time, origin
+    /// and chain hash. `premia ingest` of an export into an empty data dir rebuilds the same log:
+    /// the same statements, entries and seals (docs/AUDIT.md).
+    Export(ExportArgs),
 
     /// Show, check or activate the commission scheme (rates, grace days, fine, plan tiers, calendar).
     #[command(subcommand)]
@@ -294,6 +313,10 @@ pub struct GenerateArgs {
     /// Mix in duplicates, invalid lines and events that arrive before their deal.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub noise: bool,
+    /// Events per simulated day: 3000 spans about a year per million events; fewer spread a
+    /// short stream over several months, each closed a few days after it ends.
+    #[arg(long, default_value_t = 3000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub events_per_day: u64,
 }
 
 #[derive(Debug, Args)]
@@ -301,4 +324,34 @@ pub struct SchemasArgs {
     /// The directory to write into.
     #[arg(value_name = "DIR", default_value = "schemas")]
     pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("range").required(true).args(["period", "from_seq"])))]
+pub struct ExportArgs {
+    /// Everything a re-ingest needs to reproduce this period's statement and seal: the log from
+    /// seq 1 up to the record that closed it (to the end of the log while it is open).
+    #[arg(long, value_name = "YYYY-MM", conflicts_with_all = ["from_seq", "to_seq"])]
+    pub period: Option<String>,
+    /// The first ledger seq to export. Only an export from seq 1 can be ingested into an empty
+    /// data dir.
+    #[arg(long, value_name = "SEQ")]
+    pub from_seq: Option<u64>,
+    /// The last ledger seq to export (default: the end of the log).
+    #[arg(long, value_name = "SEQ", requires = "from_seq")]
+    pub to_seq: Option<u64>,
+    /// Write to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// A seal from a statement on paper, PERIOD=DIGEST (repeatable): it must equal the seal
+    /// recomputed from the log. As a seal includes the chain hash at the close, this also
+    /// catches a log rewritten with freshly computed hashes.
+    #[arg(long, value_name = "YYYY-MM=DIGEST")]
+    pub seal: Vec<String>,
 }

@@ -1,7 +1,7 @@
 //! One function per subcommand.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, IsTerminal, Write};
+use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -19,7 +19,7 @@ use crate::cli::{
 };
 use crate::render;
 
-fn open(data_dir: &Path, command: &str) -> anyhow::Result<Ledger> {
+pub(crate) fn open(data_dir: &Path, command: &str) -> anyhow::Result<Ledger> {
     Ledger::open(data_dir, &LedgerOptions::default(), command).map_err(anyhow::Error::from)
 }
 
@@ -57,6 +57,13 @@ pub fn ingest(data_dir: &Path, args: &IngestArgs) -> anyhow::Result<ExitCode> {
         (Box::new(BufReader::with_capacity(1 << 20, file)), len)
     };
     let mut ledger = open(data_dir, "ingest")?;
+    // An export (from `premia export`) is re-logged record by record, not ingested as events.
+    // Peeked only once the ledger is held: reading may wait on a pipe.
+    let (first, reader) = crate::audit::first_line(reader)?;
+    if premia_ledger::audit::is_export_line(&first) {
+        return crate::audit::ingest_export(ledger, first, reader, len, args);
+    }
+    let reader: Box<dyn BufRead + Send> = Box::new(io::Cursor::new(first).chain(reader));
     let bar = progress_bar(len, "ingesting");
     let options = IngestOptions { batch_lines: args.batch_lines as usize, ..IngestOptions::default() };
     let counts = ingest_reader(&mut ledger, reader, &options, |bytes| bar.set_position(bytes))?;
@@ -68,7 +75,7 @@ pub fn ingest(data_dir: &Path, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_counts(counts: &Counts, format: Format) {
+pub(crate) fn print_counts(counts: &Counts, format: Format) {
     match format {
         Format::Json => println!("{}", serde_json::to_string(counts).unwrap_or_default()),
         Format::Text => {
@@ -322,6 +329,7 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     let options = crate::synth::SynthOptions {
         managers: args.managers.max(1),
         noise: args.noise,
+        events_per_day: args.events_per_day,
         ..crate::synth::SynthOptions::default()
     };
     for line in crate::synth::Synth::new(args.seed, options).take(args.events as usize) {
@@ -335,6 +343,7 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
 pub fn schemas(args: &SchemasArgs) -> anyhow::Result<ExitCode> {
     let mut files = premia_core::schema::all_schema_files();
     files.push(("feed/accrual.json".to_string(), premia_core::schema::pretty(&premia_nats::feed_schema())));
+    files.push(("export/record.json".to_string(), premia_core::schema::pretty(&premia_ledger::audit::export_schema())));
     for (name, text) in files {
         let path = args.dir.join(&name);
         if let Some(parent) = path.parent() {

@@ -1,6 +1,7 @@
 //! The premia binary's commands. Each is a thin edge: it opens the ledger, hands bytes to the
 //! core through `premia-ledger`, and renders what comes back.
 
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -35,6 +36,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rejected(args) => commands::rejected(data_dir, &args),
         Command::Pending(args) => commands::pending(data_dir, args.format),
         Command::Rebuild(args) => commands::rebuild(data_dir, args.format),
+        Command::Verify(args) => audit::verify(data_dir, &args),
+        Command::Export(args) => audit::export(data_dir, &args),
         Command::Scheme(cmd) => commands::scheme(data_dir, cmd),
         Command::Generate(args) => commands::generate(&args),
         Command::Schemas(args) => commands::schemas(&args),

@@ -21,6 +21,13 @@ pub fn rfc3339(ms: i64) -> String {
 
 pub fn statement_text(s: &Statement, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out, "Statement {}  ({}, {})", s.period, s.status, s.currency)?;
+    if let Some(seal) = &s.seal {
+        writeln!(
+            out,
+            "  Seal {}  (closed at ledger seq {}, {} entries; `premia verify` recomputes it)",
+            seal.digest, seal.closed_seq, seal.entries
+        )?;
+    }
     if s.managers.is_empty() {
         writeln!(out, "  Nothing is booked in {} and no manager has a plan in it.", s.period)?;
         return Ok(());
@@ -73,6 +80,7 @@ pub fn statement_csv(s: &Statement, out: &mut impl Write) -> anyhow::Result<()> 
         "plan_coefficient",
         "plan_bonus_amount",
         "plan_status",
+        "seal",
     ])?;
     for m in &s.managers {
         let plan = m.plan.as_ref();
@@ -92,6 +100,7 @@ pub fn statement_csv(s: &Statement, out: &mut impl Write) -> anyhow::Result<()> 
             plan.map(|p| fixed_text(p.coefficient, 4)).unwrap_or_default(),
             plan.map(|p| money_text(p.bonus)).unwrap_or_default(),
             plan.map(|p| p.status.to_string()).unwrap_or_default(),
+            s.seal.as_ref().map(|seal| seal.digest.clone()).unwrap_or_default(),
         ])?;
     }
     writer.flush()?;
