@@ -416,6 +416,16 @@ impl LedgerState {
         &self.books
     }
 
+    /// Every deal the ledger knows, in no particular order.
+    pub fn deals(&self) -> impl Iterator<Item = (&Id, &Deal)> {
+        self.deals.iter()
+    }
+
+    /// Every accepted payment, in no particular order.
+    pub fn payments(&self) -> impl Iterator<Item = (&Id, &Payment)> {
+        self.payments.iter()
+    }
+
     pub fn is_closed(&self, period: Period) -> bool {
         self.closed.contains_key(&period)
     }

@@ -6,6 +6,7 @@
 
 pub mod calendar;
 pub mod event;
+pub mod figures;
 pub mod fold;
 pub mod json;
 pub mod money;

@@ -9,11 +9,11 @@ use crate::calendar::{date_text, Period};
 use crate::fold::{plan_figures, Entry, EntryDetail, EntryKind, LedgerState, ManagerBook, PlanFigures};
 use crate::money::{fixed_text, money_grouped, money_text, percent_text};
 
-fn money<S: Serializer>(value: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn money<S: Serializer>(value: &Decimal, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&money_text(*value))
 }
 
-fn ratio4<S: Serializer>(value: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn ratio4<S: Serializer>(value: &Decimal, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&fixed_text(*value, 4))
 }
 

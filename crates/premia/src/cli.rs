@@ -131,6 +131,17 @@ pub enum Command {
     #[command(subcommand)]
     Scheme(SchemeCommand),
 
+    /// The article's figures per manager for a period: deals won, distinct and repeat clients,
+    /// average deal amount, money and margin received, cancellations by the manager's fault,
+    /// overdue deals and receivables at the period's end, and plan achievement.
+    ///
+    /// Definitions: docs/RULES-CHOICES.md ("Figures"). CSV is one row per manager.
+    Figures(StatementArgs),
+
+    /// Plans: suggest next period's targets from this period's actuals.
+    #[command(subcommand)]
+    Plan(PlanCommand),
+
     /// Write a synthetic but realistic event stream (for benchmarks and trials) to standard output.
     Generate(GenerateArgs),
 
@@ -277,6 +288,25 @@ pub struct RejectedArgs {
 pub struct FormatArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// Print next period's plan.assigned events (JSON Lines, ready for `premia publish -` or
+    /// `premia ingest -`): each manager's actual in --period (the scheme's plan metric) raised
+    /// by --growth and rounded to 0.01. The article sets plans 5-20 % above what was achieved.
+    /// Managers with nothing achieved get no suggestion (named on standard error).
+    Suggest(PlanSuggestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanSuggestArgs {
+    /// The period whose actuals the targets are based on; targets are for the month after it.
+    #[arg(long, value_name = "YYYY-MM")]
+    pub period: String,
+    /// How far above the actual: `10%`, `12.5%` or `10`.
+    #[arg(long, default_value = "10%")]
+    pub growth: String,
 }
 
 #[derive(Debug, Subcommand)]

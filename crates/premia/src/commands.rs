@@ -23,7 +23,7 @@ pub(crate) fn open(data_dir: &Path, command: &str) -> anyhow::Result<Ledger> {
     Ledger::open(data_dir, &LedgerOptions::default(), command).map_err(anyhow::Error::from)
 }
 
-fn parse_period(text: &str) -> anyhow::Result<Period> {
+pub(crate) fn parse_period(text: &str) -> anyhow::Result<Period> {
     Period::parse(text)
         .with_context(|| format!("{text:?} is not a period; write a calendar month as YYYY-MM, such as 2026-11"))
 }

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod figures;
 pub mod nats;
 pub mod render;
 pub mod synth;
@@ -40,6 +41,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(args) => audit::export(data_dir, &args),
         Command::Scheme(cmd) => commands::scheme(data_dir, cmd),
         Command::Generate(args) => commands::generate(&args),
+        Command::Figures(args) => figures::figures(data_dir, &args),
+        Command::Plan(cli::PlanCommand::Suggest(args)) => figures::plan_suggest(data_dir, &args),
         Command::Schemas(args) => commands::schemas(&args),
         Command::Serve(args) => nats::serve(data_dir, &args, &config::load(cli.config.as_deref())?),
         Command::Publish(args) => nats::publish(&args, &config::load(cli.config.as_deref())?),
