@@ -310,7 +310,7 @@ struct InFlight {
 /// What woke the serving loop.
 enum Step {
     Flushed,
-    Received(Option<ParsedChunk>),
+    Received(Option<Box<ParsedChunk>>),
     Idle,
 }
 
@@ -405,7 +405,7 @@ pub async fn serve(
                 _ = &mut shutdown => break 'resume,
                 // A flush finished: ack and announce that batch, hand the writer the next.
                 _ = durable.changed(), if in_flight.is_some() => Step::Flushed,
-                chunk = received.recv() => Step::Received(chunk),
+                chunk = received.recv() => Step::Received(chunk.map(Box::new)),
                 _ = tokio::time::sleep(options.idle_wait), if idle => Step::Idle,
             };
             report.timings.receive_wait_ms += waited.elapsed().as_secs_f64() * 1e3;
@@ -438,9 +438,10 @@ pub async fn serve(
                 Step::Received(Some(chunk)) => Some(chunk),
             };
             let Some(chunk) = chunk else { continue };
-            let failure = chunk.failure;
+            let mut chunk = *chunk;
+            let failure = chunk.failure.take();
             let folding = std::time::Instant::now();
-            gather(ledger, &cursor_key, chunk.messages, &chunk.parsed_with, first_seq, &mut gathering, &mut report);
+            gather(ledger, &cursor_key, chunk, first_seq, &mut gathering, &mut report);
             report.timings.fold_ms += folding.elapsed().as_secs_f64() * 1e3;
             // Group commit: one batch at a time is being flushed; what arrives meanwhile
             // gathers and goes next. A full gathering waits for the flush in progress.
@@ -510,10 +511,21 @@ async fn settle_all(
 /// Messages as they came in, each parsed and validated (the costly part of taking an event in)
 /// ahead of the fold.
 struct ParsedChunk {
-    messages: Vec<(jetstream::Message, Result<premia_core::Event, premia_core::Rejection>)>,
+    messages: Vec<Received>,
+    /// The chunk's last message, kept whole: acking it acks the chunk.
+    last: Option<jetstream::Message>,
     parsed_with: std::sync::Arc<premia_core::Scheme>,
     /// Receiving failed after these messages: the consumer must be set up again.
     failure: Option<consumer::pull::MessagesError>,
+}
+
+/// One message as the fold needs it.
+struct Received {
+    payload: bytes::Bytes,
+    stream_sequence: u64,
+    /// Messages the server still had for the consumer after this one.
+    pending: u64,
+    event: Result<premia_core::Event, premia_core::Rejection>,
 }
 
 /// Receives and parses on a task of its own, so parsing overlaps the fold. At most two parsed
@@ -529,13 +541,19 @@ fn spawn_parser(
         while let Some(chunk) = chunks.next().await {
             let parse = || {
                 let mut parsed = Vec::with_capacity(chunk.len());
+                let mut last = None;
                 let mut failure = None;
                 for message in chunk {
                     match message {
                         Ok(message) => {
                             let event =
                                 premia_core::event::parse_event(&message.payload, &scheme, Admission::Publisher);
-                            parsed.push((message, event));
+                            let (stream_sequence, pending) =
+                                message.info().map(|i| (i.stream_sequence, i.pending)).unwrap_or((0, 1));
+                            parsed.push(Received { payload: message.payload.clone(), stream_sequence, pending, event });
+                            // Only the last message is needed whole (for the ack); the others are
+                            // dropped here, on the thread that allocated them.
+                            last = Some(message);
                         }
                         Err(e) => {
                             failure = Some(e);
@@ -543,7 +561,7 @@ fn spawn_parser(
                         }
                     }
                 }
-                ParsedChunk { messages: parsed, parsed_with: scheme.clone(), failure }
+                ParsedChunk { messages: parsed, last, parsed_with: scheme.clone(), failure }
             };
             let parsed = match tokio::runtime::Handle::current().runtime_flavor() {
                 tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(parse),
@@ -562,37 +580,30 @@ fn spawn_parser(
 fn gather(
     ledger: &mut Ledger,
     cursor_key: &str,
-    received: Vec<(jetstream::Message, Result<premia_core::Event, premia_core::Rejection>)>,
-    parsed_with: &std::sync::Arc<premia_core::Scheme>,
+    chunk: ParsedChunk,
     first_seq: u64,
     gathering: &mut Gathering,
     report: &mut ServeReport,
 ) {
+    let ParsedChunk { messages: received, last, parsed_with, .. } = chunk;
     let mut cursor = ledger.cursor(cursor_key).unwrap_or(0);
-    for (message, parsed) in received {
-        let (stream_sequence, pending) = message.info().map(|i| (i.stream_sequence, i.pending)).unwrap_or((0, 1));
+    for Received { payload, stream_sequence, pending, event: parsed } in received {
         gathering.drained = pending == 0;
         gathering.messages += 1;
         if stream_sequence <= cursor {
             report.skipped += 1;
         } else {
-            let admitted = ledger.offer_parsed(
-                &message.payload,
-                parsed,
-                parsed_with,
-                Origin::Nats,
-                Admission::Publisher,
-                now_ms(),
-            );
+            let admitted =
+                ledger.offer_parsed(&payload, parsed, &parsed_with, Origin::Nats, Admission::Publisher, now_ms());
             tally(&mut report.counts, &admitted, first_seq);
             match &admitted {
-                Admitted::Rejected(rejection) => gathering.rejected.push((rejection.clone(), message.payload.clone())),
+                Admitted::Rejected(rejection) => gathering.rejected.push((rejection.clone(), payload.clone())),
                 Admitted::Logged { folded, .. } => {
                     for f in folded {
                         if let premia_core::Outcome::Applied { entries } = &f.outcome {
                             gathering.booked.extend(entries.iter().cloned());
                             if f.event_type == premia_core::EventType::PlanAssigned && !f.released {
-                                gathering.plans.push(message.payload.clone());
+                                gathering.plans.push(payload.clone());
                             }
                         }
                     }
@@ -601,7 +612,9 @@ fn gather(
             }
             cursor = stream_sequence;
         }
-        gathering.last = Some(message);
+    }
+    if last.is_some() {
+        gathering.last = last;
     }
     ledger.set_cursor(cursor_key, cursor);
 }

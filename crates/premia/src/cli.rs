@@ -205,6 +205,10 @@ pub struct ServeArgs {
     /// Consume until nothing is pending for premia, then exit 0 (for batch jobs and tests).
     #[arg(long)]
     pub drain: bool,
+    /// Do not publish the accrual feed (for a backfill nobody watches live; the ledger is the
+    /// same either way).
+    #[arg(long)]
+    pub no_feed: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }

@@ -70,7 +70,8 @@ pub fn serve(data_dir: &Path, args: &ServeArgs, config: &ConfigFile) -> anyhow::
             .unwrap_or_else(|| StreamSettings::default().consumer),
         ..StreamSettings::default()
     };
-    let options = ServeOptions { batch: args.batch as usize, drain: args.drain, ..ServeOptions::default() };
+    let options =
+        ServeOptions { batch: args.batch as usize, drain: args.drain, feed: !args.no_feed, ..ServeOptions::default() };
     let report = runtime()?.block_on(async {
         let client = premia_nats::connect(&settings(&args.nats, config)).await?;
         premia_nats::serve(&mut ledger, &client, &stream, &options, shutdown_signal()).await
