@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::lock::{DirLock, LockError};
 use crate::log::{decode_chunk, encode_record, verify_link, ChunkError, Hash, LogRecord, Origin, GENESIS_HASH};
 
-const LOG_PREFIX: &[u8] = b"log";
+pub(crate) const LOG_PREFIX: &[u8] = b"log";
 const ENTRY_PREFIX: &[u8] = b"ent";
 const REJECTION_PREFIX: &[u8] = b"rej";
 const CURSOR_PREFIX: &[u8] = b"cur";
@@ -111,7 +111,7 @@ fn load_snapshot(dir: &Path, db: &sled::Db) -> Option<(LedgerState, Hash, EntryI
     Some((state, header.last_hash, index))
 }
 
-fn store_error(dir: &Path) -> impl Fn(sled::Error) -> LedgerError + '_ {
+pub(crate) fn store_error(dir: &Path) -> impl Fn(sled::Error) -> LedgerError + '_ {
     move |source| LedgerError::Store { dir: dir.to_path_buf(), source }
 }
 
@@ -196,7 +196,7 @@ pub struct Ledger {
     _lock: DirLock,
 }
 
-fn log_key(seq: u64) -> [u8; 11] {
+pub(crate) fn log_key(seq: u64) -> [u8; 11] {
     let mut key = [0u8; 11];
     key[..3].copy_from_slice(LOG_PREFIX);
     key[3..].copy_from_slice(&seq.to_be_bytes());
@@ -217,7 +217,7 @@ fn rejection_key(id: u64) -> [u8; 11] {
     key
 }
 
-fn seq_of_key(key: &[u8]) -> u64 {
+pub(crate) fn seq_of_key(key: &[u8]) -> u64 {
     key.get(3..11).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0)
 }
 
@@ -524,7 +524,7 @@ impl Ledger {
 /// Opens sled. Our own lock already keeps other processes out, so sled's file lock can only be
 /// held by a handle of this process that was just dropped: sled releases it a moment later on a
 /// background thread. Such a conflict is waited out (up to two seconds); anything else is not.
-fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
+pub(crate) fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
         match config.open() {
@@ -547,7 +547,7 @@ fn read_entries(db: &sled::Db, dir: &Path, chunk_seq: u64) -> Result<Vec<Entry>,
     bincode::deserialize(&bytes).map_err(|e| LedgerError::Decode(format!("entries of chunk {chunk_seq}: {e}")))
 }
 
-fn decode_stored_chunk(chunk_seq: u64, value: &[u8]) -> Result<Vec<LogRecord>, LedgerError> {
+pub(crate) fn decode_stored_chunk(chunk_seq: u64, value: &[u8]) -> Result<Vec<LogRecord>, LedgerError> {
     let bytes = lz4_flex::decompress_size_prepended(value).map_err(|_| ChunkError {
         chunk_seq,
         offset: 0,
@@ -556,7 +556,7 @@ fn decode_stored_chunk(chunk_seq: u64, value: &[u8]) -> Result<Vec<LogRecord>, L
     Ok(decode_chunk(chunk_seq, &bytes)?)
 }
 
-fn find_record(db: &sled::Db, dir: &Path, seq: u64) -> Result<Option<LogRecord>, LedgerError> {
+pub(crate) fn find_record(db: &sled::Db, dir: &Path, seq: u64) -> Result<Option<LogRecord>, LedgerError> {
     let Some(entry) = db.range(log_key(0)..=log_key(seq)).next_back() else { return Ok(None) };
     let (key, chunk) = entry.map_err(store_error(dir))?;
     let records = decode_stored_chunk(seq_of_key(&key), &chunk)?;
@@ -564,7 +564,7 @@ fn find_record(db: &sled::Db, dir: &Path, seq: u64) -> Result<Option<LogRecord>,
 }
 
 /// Calls `f(chunk_seq, record)` for every log record with `seq >= from_seq`, in order.
-fn for_each_record(
+pub(crate) fn for_each_record(
     db: &sled::Db,
     dir: &Path,
     from_seq: u64,
