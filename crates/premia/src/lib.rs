@@ -6,6 +6,7 @@ pub mod commands;
 pub mod config;
 pub mod nats;
 pub mod render;
+pub mod replay;
 pub mod synth;
 
 use std::process::ExitCode;
@@ -38,6 +39,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scheme(cmd) => commands::scheme(data_dir, cmd),
         Command::Generate(args) => commands::generate(&args),
         Command::Schemas(args) => commands::schemas(&args),
+        Command::Replay(args) => replay::replay(data_dir, &args),
+        Command::Explain(args) => replay::explain(data_dir, &args),
         Command::Serve(args) => nats::serve(data_dir, &args, &config::load(cli.config.as_deref())?),
         Command::Publish(args) => nats::publish(&args, &config::load(cli.config.as_deref())?),
     }
