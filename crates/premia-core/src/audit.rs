@@ -299,6 +299,12 @@ pub fn statement_changes(before: &Statement, after: &Statement) -> Vec<ManagerCh
             .cloned()
             .collect();
         let (before_totals, after_totals) = (Totals::of(b.as_ref()), Totals::of(a.as_ref()));
+        // Explanations may differ in wording alone (a what-if scheme's grace days appear in
+        // them); only money, plans and the entries booked count as a change.
+        let plan_of = |m: &Option<ManagerStatement>| m.as_ref().and_then(|m| m.plan.clone());
+        if added.is_empty() && removed.is_empty() && before_totals == after_totals && plan_of(&b) == plan_of(&a) {
+            continue;
+        }
         changes.push(ManagerChange {
             manager_id: id.to_string(),
             change: after_totals.minus(&before_totals),

@@ -306,6 +306,10 @@ pub struct GenerateArgs {
     /// Mix in duplicates, invalid lines and events that arrive before their deal.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub noise: bool,
+    /// Events per simulated day: fewer spread the same number of events over more months
+    /// (with more closes), which small test streams need.
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub events_per_day: u64,
 }
 
 #[derive(Debug, Args)]

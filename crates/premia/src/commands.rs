@@ -322,6 +322,7 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     let options = crate::synth::SynthOptions {
         managers: args.managers.max(1),
         noise: args.noise,
+        events_per_day: args.events_per_day,
         ..crate::synth::SynthOptions::default()
     };
     for line in crate::synth::Synth::new(args.seed, options).take(args.events as usize) {
