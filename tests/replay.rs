@@ -99,8 +99,8 @@ fn replay_equals_the_statements_of_a_200k_event_stream() {
 
     // One manager: fewer records, the same figures as the statement of that manager.
     let one = premia(&dir, &["replay", "--period", "2026-02", "--manager", "M-7", "--format", "json", "--stats"]);
-    let all = stats(&premia(&dir, &["replay", "--period", "2026-02", "--format", "json", "--stats"]));
-    assert!(stats(&one)["records_folded"].as_u64().unwrap() * 10 < all["records_folded"].as_u64().unwrap());
+    let folded = stats(&one)["records_folded"].as_u64().unwrap();
+    assert!(folded * 20 < s["log_records"].as_u64().unwrap(), "{folded}");
     let stored = json(&premia(&dir, &["statement", "--period", "2026-02", "--manager", "M-7", "--format", "json"]));
     assert_eq!(json(&one), stored);
     assert_eq!(stored["managers"].as_array().unwrap().len(), 1);
@@ -123,14 +123,14 @@ fn now_rfc3339() -> String {
 #[test]
 fn as_of_equals_a_ledger_built_from_the_prefix() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = generate(tmp.path(), 30_000, 11, 300);
+    let text = generate(tmp.path(), 15_000, 11, 150);
     let lines: Vec<&str> = text.lines().collect();
     // Twelve cuts: spread over the stream, one right after each of the first two closes (the
     // statement of the closed month changes status there) and one right before a close.
     let closes: Vec<usize> =
         lines.iter().enumerate().filter(|(_, l)| l.contains("period.closed")).map(|(i, _)| i).collect();
     assert!(closes.len() >= 3, "the stream closes months");
-    let mut cuts: BTreeSet<usize> = [1_000, 4_000, 7_500, 11_000, 14_500, 18_000, 22_000, 26_000, 29_000].into();
+    let mut cuts: BTreeSet<usize> = [500, 2_000, 3_700, 5_500, 7_200, 9_000, 11_000, 13_000, 14_500].into();
     cuts.extend([closes[0] + 1, closes[1] + 1, closes[2]]);
     let cuts: Vec<usize> = cuts.into_iter().collect();
     assert_eq!(cuts.len(), 12);
@@ -149,7 +149,7 @@ fn as_of_equals_a_ledger_built_from_the_prefix() {
         start = cut;
     }
 
-    let periods = months((2025, 12), (2026, 5));
+    let periods = months((2025, 12), (2026, 4));
     for (i, &cut) in cuts.iter().enumerate() {
         let prefix = tmp.path().join(format!("prefix-{cut}"));
         let input = tmp.path().join(format!("prefix-{cut}.jsonl"));
@@ -157,7 +157,7 @@ fn as_of_equals_a_ledger_built_from_the_prefix() {
         let counts = last_json_line(&premia(&prefix, &["ingest", input.to_str().unwrap(), "--format", "json"]));
         let seq = logged_records(&prefix, cut, &counts).to_string();
         let replay_args = |as_of: &str| {
-            let args = ["replay", "--from", "2025-12-01", "--to", "2026-05-31", "--as-of", as_of, "--format", "json"];
+            let args = ["replay", "--from", "2025-12-01", "--to", "2026-04-30", "--as-of", as_of, "--format", "json"];
             json(&premia(&full, &args))
         };
         let replayed = replay_args(&seq);
