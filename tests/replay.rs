@@ -512,3 +512,87 @@ fn explain_diff_and_what_if_on_the_seed_month() {
     assert_eq!(changes[0]["entries_added"][0]["amount"], "150.00");
     assert_eq!(changes[0]["entries_added"][0]["payment_id"], "P-201");
 }
+
+/// Orderings where a replay of one period must fold records dated elsewhere: a payment that
+/// waits for its deal while its month is closed, a payment id reused on a later deal, a scheme
+/// activated between two ingests. Every period, every manager and every moment of the log is
+/// checked against the stored statements and against folding the whole log.
+#[test]
+fn replay_follows_parking_closes_reused_ids_and_scheme_changes() {
+    let events = [
+        r#"{"type":"plan.assigned","data":{"manager_id":"M-2","period":"2026-05","target":"100000.00"}}"#,
+        // P-1, dated in January, arrives before its deal; January is closed before D-1 arrives,
+        // so P-1 is booked in February as an adjustment when D-1 releases it.
+        r#"{"type":"payment.received","data":{"payment_id":"P-1","deal_id":"D-1","amount":"1000.00","currency":"RUB","paid_on":"2026-01-20"}}"#,
+        r#"{"type":"period.closed","data":{"period":"2026-01"}}"#,
+        r#"{"type":"deal.created","data":{"deal_id":"D-1","manager_id":"M-1","client_id":"C-1","amount":"1000.00","margin":"500.00","currency":"RUB","payment_terms":"postpayment","due_date":"2026-01-15","created_on":"2026-01-10"}}"#,
+        // P-2 is used on D-2 in January and again on D-3 in May: the second use is rejected,
+        // which a replay of May sees only if it folds January's payment too.
+        r#"{"type":"deal.created","data":{"deal_id":"D-2","manager_id":"M-1","client_id":"C-1","amount":"2000.00","margin":"200.00","currency":"RUB","payment_terms":"prepayment","due_date":"2026-01-30","created_on":"2026-01-12"}}"#,
+        r#"{"type":"payment.received","data":{"payment_id":"P-2","deal_id":"D-2","amount":"2000.00","currency":"RUB","paid_on":"2026-01-28"}}"#,
+        r#"{"type":"deal.created","data":{"deal_id":"D-3","manager_id":"M-2","client_id":"C-2","amount":"5000.00","margin":"1000.00","currency":"RUB","payment_terms":"postpayment","due_date":"2026-05-20","created_on":"2026-05-02"}}"#,
+        r#"{"type":"payment.received","data":{"payment_id":"P-2","deal_id":"D-3","amount":"5000.00","currency":"RUB","paid_on":"2026-05-21"}}"#,
+        r#"{"type":"payment.received","data":{"payment_id":"P-3","deal_id":"D-3","amount":"2500.00","currency":"RUB","paid_on":"2026-05-22"}}"#,
+        // A refund of P-3 dated in May that waits for nothing, and a late notice.
+        r#"{"type":"payment.refunded","data":{"refund_id":"R-1","payment_id":"P-3","amount":"500.00","currency":"RUB","refunded_on":"2026-06-02"}}"#,
+        r#"{"type":"payment.late","data":{"deal_id":"D-3","as_of":"2026-06-01","days_overdue":3}}"#,
+    ];
+    let later = [
+        // After the scheme change: the on-time rate is 0.9 %.
+        r#"{"type":"payment.received","data":{"payment_id":"P-4","deal_id":"D-3","amount":"2500.00","currency":"RUB","paid_on":"2026-06-03"}}"#,
+        r#"{"type":"deal.cancelled","data":{"deal_id":"D-2","cancelled_on":"2026-06-05","fault":"manager"}}"#,
+        r#"{"type":"period.closed","data":{"period":"2026-05"}}"#,
+    ];
+    let envelope = |i: usize, e: &str| format!(r#"{{"specversion":"1.0","id":"t-{i}","source":"crm/test",{}"#, &e[1..]);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ledger");
+    let first = tmp.path().join("first.jsonl");
+    let second = tmp.path().join("second.jsonl");
+    std::fs::write(&first, events.iter().enumerate().map(|(i, e)| envelope(i, e) + "\n").collect::<String>()).unwrap();
+    std::fs::write(&second, later.iter().enumerate().map(|(i, e)| envelope(100 + i, e) + "\n").collect::<String>())
+        .unwrap();
+    premia(&dir, &["ingest", first.to_str().unwrap()]);
+    let scheme = tmp.path().join("rate9.toml");
+    std::fs::write(
+        &scheme,
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../premia-core/src/default-scheme.toml"))
+            .unwrap()
+            .replace("on_time_rate = \"0.008\"", "on_time_rate = \"0.009\"")
+            .replace("name = \"default\"", "name = \"rate9\""),
+    )
+    .unwrap();
+    premia(&dir, &["scheme", "activate", scheme.to_str().unwrap()]);
+    premia(&dir, &["ingest", second.to_str().unwrap()]);
+
+    let periods = months((2026, 1), (2026, 7));
+    let statements: Vec<Value> =
+        periods.iter().map(|p| json(&premia(&dir, &["statement", "--period", p, "--format", "json"]))).collect();
+    // The cases happened as described.
+    let feb = &statements[1]["managers"][0]["entries"][0];
+    assert_eq!((feb["payment_id"].as_str(), feb["adjustment_of"].as_str()), (Some("P-1"), Some("2026-01")));
+    let may = &statements[4]["managers"][0];
+    assert_eq!(may["manager_id"], "M-2");
+    assert_eq!(may["commission"], "4.00", "P-3 only (1 000 x 2 500 / 5 000 x 0.008); the reused P-2 is rejected");
+    let june = &statements[5]["managers"].as_array().unwrap();
+    assert!(june.iter().any(|m| m["entries"].as_array().unwrap().iter().any(|e| e["rate"] == "0.009")));
+
+    let range = ["--from", "2026-01-01", "--to", "2026-07-31", "--format", "json"];
+    let replayed = json(&premia(&dir, &[&["replay"][..], &range[..]].concat()));
+    assert_eq!(replayed.as_array().unwrap(), &statements);
+    for manager in ["M-1", "M-2"] {
+        for (p, stored) in periods.iter().zip(&statements) {
+            let one = json(&premia(&dir, &["replay", "--period", p, "--manager", manager, "--format", "json"]));
+            let mut want = stored.clone();
+            want["managers"].as_array_mut().unwrap().retain(|m| m["manager_id"] == manager);
+            assert_eq!(one, want, "{p} {manager}");
+        }
+    }
+    // Every moment: the indexed replay equals folding every record up to it.
+    let last = events.len() + later.len() + 2; // the scheme records premia logged
+    for seq in 1..=last {
+        let seq = seq.to_string();
+        let indexed = json(&premia(&dir, &[&["replay", "--as-of", &seq][..], &range[..]].concat()));
+        let full = json(&premia(&dir, &[&["replay", "--full", "--as-of", &seq][..], &range[..]].concat()));
+        assert_eq!(indexed, full, "as of seq {seq}");
+    }
+}
