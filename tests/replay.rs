@@ -185,9 +185,9 @@ fn d(y: i32, m: u8, day: u8) -> Date {
 /// to Monday 11 May).
 fn is_working_day_2026(date: Date) -> bool {
     let off = [d(2026, 2, 23), d(2026, 3, 9), d(2026, 5, 1), d(2026, 5, 11), d(2026, 6, 12), d(2026, 11, 4)];
-    !matches!(date.weekday(), Weekday::Saturday | Weekday::Sunday)
-        && !(date.month() == Month::January && date.day() <= 8)
-        && !off.contains(&date)
+    let weekend = matches!(date.weekday(), Weekday::Saturday | Weekday::Sunday);
+    let new_year = date.month() == Month::January && date.day() <= 8;
+    !(weekend || new_year || off.contains(&date))
 }
 
 fn working_days_late(due: Date, paid: Date) -> u32 {

@@ -54,6 +54,21 @@ struct IndexState {
     index: ReplayIndex,
 }
 
+/// Why a replay could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("there is no ledger in {0}; pass the --data-dir (or PREMIA_DATA_DIR) of a ledger, or ingest events first")]
+    NoLedger(PathBuf),
+    #[error("cannot write the replay index in {dir}: {source}. Check free disk space and permissions; the directory is a cache of the log and may be deleted")]
+    IndexWrite { dir: PathBuf, source: std::io::Error },
+    #[error("the replay index in {0} cannot be read; delete that directory (it is rebuilt from the log) and retry")]
+    IndexRead(PathBuf),
+    #[error("the log skips a record: {0}. Run `premia rebuild` to check the log")]
+    Gap(#[from] premia_core::replay::IndexGap),
+}
+
 /// One entry as a replay booked it, with when and under which scheme.
 #[derive(Debug, Clone)]
 pub struct AppliedEntry {
@@ -116,14 +131,11 @@ fn period_file_name(period: Period) -> String {
 
 impl AuditLog {
     /// Opens the log in `dir`. Refuses a directory without a ledger rather than creating one.
-    pub fn open(dir: &Path, command: &str) -> Result<AuditLog, LedgerError> {
+    pub fn open(dir: &Path, command: &str) -> Result<AuditLog, AuditError> {
         if !dir.join("sled").exists() {
-            return Err(LedgerError::Decode(format!(
-                "there is no ledger in {}; pass --data-dir (or PREMIA_DATA_DIR) of a ledger, or ingest events first",
-                dir.display()
-            )));
+            return Err(AuditError::NoLedger(dir.to_path_buf()));
         }
-        let lock = DirLock::acquire(dir, command)?;
+        let lock = DirLock::acquire(dir, command).map_err(LedgerError::from)?;
         let config = sled::Config::new().path(dir.join("sled")).cache_capacity(64 << 20).flush_every_ms(None);
         let db = open_sled(&config).map_err(store_error(dir))?;
         Ok(AuditLog { dir: dir.to_path_buf(), db, _lock: lock })
@@ -147,7 +159,7 @@ impl AuditLog {
 
     /// Brings the replay index up to the end of the log (extending or rebuilding it) and returns
     /// its head. `progress(records_indexed)` is called now and then while it works.
-    pub fn index(&self, mut progress: impl FnMut(u64, u64)) -> Result<IndexHead, LedgerError> {
+    pub fn index(&self, mut progress: impl FnMut(u64, u64)) -> Result<IndexHead, AuditError> {
         let last = self.last_seq()?;
         let index_dir = self.index_dir();
         let head: Option<IndexHead> =
@@ -177,23 +189,29 @@ impl AuditLog {
         let from = index.next_seq();
         let total = last + 1 - from;
         let mut done = 0u64;
+        let mut gap = None;
         for_each_record(&self.db, &self.dir, from, |_, record| {
             if !verify_link(&last_hash, &record) {
                 return Err(LedgerError::ChainBroken { seq: record.seq });
             }
-            index
-                .add(record.seq, record.arrived_ms, &record.raw)
-                .map_err(|e| LedgerError::Decode(format!("the log skips a record: {e}")))?;
+            if let Err(e) = index.add(record.seq, record.arrived_ms, &record.raw) {
+                gap = Some(e);
+                return Err(LedgerError::ChainBroken { seq: record.seq });
+            }
             last_hash = record.hash;
             done += 1;
             if done.is_multiple_of(16_384) {
                 progress(done, total);
             }
             Ok(())
+        })
+        .map_err(|e| match gap.take() {
+            Some(gap) => AuditError::Gap(gap),
+            None => AuditError::Ledger(e),
         })?;
         progress(done, total);
         // Period files first, the head last: the head is what says how far the index goes.
-        let encode = |e: bincode::Error| LedgerError::Decode(format!("cannot encode the replay index: {e}"));
+        let encode = |e: bincode::Error| self.io_error(std::io::Error::other(e.to_string()));
         for period in index.take_dirty() {
             let file = index.period_file(period);
             let bytes = bincode::serialize(&file).map_err(encode)?;
@@ -216,28 +234,32 @@ impl AuditLog {
         Ok(head)
     }
 
-    fn io_error(&self, source: std::io::Error) -> LedgerError {
-        LedgerError::Snapshot { dir: self.index_dir(), source }
+    fn io_error(&self, source: std::io::Error) -> AuditError {
+        AuditError::IndexWrite { dir: self.index_dir(), source }
     }
 
-    /// The records one period depends on (besides the global ones), from its index file.
-    pub fn period_records(&self, period: Period) -> PeriodRecords {
-        read_bincode(&self.index_dir().join(period_file_name(period))).unwrap_or_default()
+    /// The records one period depends on (besides the global ones), from its index file. A
+    /// period the index has no file for has no records.
+    pub fn period_records(&self, period: Period) -> Result<PeriodRecords, AuditError> {
+        let path = self.index_dir().join(period_file_name(period));
+        if !path.exists() {
+            return Ok(PeriodRecords::default());
+        }
+        read_bincode(&path).ok_or_else(|| AuditError::IndexRead(self.index_dir()))
     }
 
     /// The whole index, for lookups by deal, payment or record (explain). Call after
     /// [`index`](Self::index).
-    pub fn full_index(&self) -> Result<ReplayIndex, LedgerError> {
-        read_bincode::<IndexState>(&self.index_dir().join("state.bin")).map(|s| s.index).ok_or_else(|| {
-            LedgerError::Decode("the replay index cannot be read; delete DIR/replay-index and retry".into())
-        })
+    pub fn full_index(&self) -> Result<ReplayIndex, AuditError> {
+        read_bincode::<IndexState>(&self.index_dir().join("state.bin"))
+            .map(|s| s.index)
+            .ok_or_else(|| AuditError::IndexRead(self.index_dir()))
     }
 
     /// The last record received at or before `ms` (Unix milliseconds).
-    pub fn seq_received_by(&self, ms: i64) -> Result<u64, LedgerError> {
-        let arrivals: Vec<i64> = read_bincode(&self.index_dir().join("arrivals.bin")).ok_or_else(|| {
-            LedgerError::Decode("the replay index has no arrival times; delete DIR/replay-index and retry".into())
-        })?;
+    pub fn seq_received_by(&self, ms: i64) -> Result<u64, AuditError> {
+        let arrivals: Vec<i64> = read_bincode(&self.index_dir().join("arrivals.bin"))
+            .ok_or_else(|| AuditError::IndexRead(self.index_dir()))?;
         Ok(arrivals.iter().take_while(|&&a| a <= ms).count() as u64)
     }
 

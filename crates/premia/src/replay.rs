@@ -112,14 +112,20 @@ impl Replayer<'_> {
             let bar = progress_bar(None, "replaying the whole log");
             let r = self.log.fold(Selection::All { until }, &self.head.schemes, what_if, keep, |n| bar.set_position(n));
             bar.finish_and_clear();
-            r?
+            r
         } else {
-            let records = self.log.period_records(period);
+            let records = self.log.period_records(period)?;
             let seqs = period_selection(self.head, &records, self.manager, until);
             let bar = progress_bar(None, &format!("replaying {period}"));
             let r = self.log.fold(Selection::Seqs(&seqs), &self.head.schemes, what_if, keep, |n| bar.set_position(n));
             bar.finish_and_clear();
-            r?
+            r
+        };
+        let replayed = match what_if {
+            Some(scheme) => replayed.with_context(|| {
+                format!("the log cannot be folded under the what-if scheme {:?}; a scheme with another currency or stricter limits refuses the log's events", scheme.name)
+            })?,
+            None => replayed?,
         };
         self.folded += replayed.records_folded;
         let statement = replayed.state.statement(period, self.manager, &replayed.entries_of(period));
@@ -477,7 +483,7 @@ pub fn explain(data_dir: &Path, args: &ExplainArgs) -> anyhow::Result<ExitCode> 
         let closed = index.closes().iter().find(|(_, &s)| s == seq).map(|(p, _)| *p);
         let seqs = match closed {
             // A close books every plan bonus of its period from the whole period's books.
-            Some(period) => period_selection(&head, &log.period_records(period), manager, seq),
+            Some(period) => period_selection(&head, &log.period_records(period)?, manager, seq),
             None => {
                 let mut s = index.component_of_record(seq);
                 s.extend(head.globals.iter().copied());
