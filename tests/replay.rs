@@ -463,6 +463,17 @@ fn explain_diff_and_what_if_on_the_seed_month() {
         "bonus base 20 000.00 x coefficient 0.85 (achievement 600 000.00 / target 1 000 000.00 = 0.6000) = 17 000.00"
     );
 
+    // CSV and text come from the same renderers: equal, but for the line naming the replay.
+    for p in ["2026-11", "2026-12"] {
+        let csv = |cmd: &str| premia(&dir, &[cmd, "--period", p, "--format", "csv"]).stdout;
+        assert_eq!(csv("replay"), csv("statement"), "{p} csv");
+        let text = |cmd: &str| String::from_utf8(premia(&dir, &[cmd, "--period", p]).stdout).unwrap();
+        let replayed = text("replay");
+        let (first, rest) = replayed.split_once("\n\n").unwrap();
+        assert!(first.starts_with("Replayed from the raw log up to seq 28"), "{first}");
+        assert_eq!(rest, text("statement"), "{p} text");
+    }
+
     // Text statements carry each entry's one-line reason.
     let text = String::from_utf8(premia(&dir, &["statement", "--period", "2026-11"]).stdout).unwrap();
     for m in statement["managers"].as_array().unwrap() {

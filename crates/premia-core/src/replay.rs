@@ -54,20 +54,53 @@ pub enum RecordKeys {
     Unknown,
 }
 
+/// The envelope with only what the index reads; serde skips every other member without
+/// building it (this parse runs once per log record when the index is built).
 #[derive(Deserialize)]
 struct LightEnvelope {
     #[serde(rename = "type")]
     event_type: String,
     #[serde(default)]
-    data: Option<serde_json::Value>,
+    data: Option<LightData>,
 }
 
-fn text<'a>(data: &'a serde_json::Value, field: &str) -> Option<&'a str> {
-    data.get(field).and_then(serde_json::Value::as_str)
+/// The `data` members the index reads. Each is kept only when it is a string: a publisher's own
+/// extra member with one of these names in another type would make it `None`, and the record
+/// then falls back to being folded in every replay, which is always safe.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LightData {
+    deal_id: Text,
+    payment_id: Text,
+    refund_id: Text,
+    manager_id: Text,
+    period: Text,
+    created_on: Text,
+    paid_on: Text,
+    refunded_on: Text,
+    cancelled_on: Text,
 }
 
-fn dated(data: &serde_json::Value, field: &str) -> Option<Period> {
-    text(data, field).and_then(parse_date).map(Period::of)
+#[derive(Default)]
+struct Text(Option<String>);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Text, D::Error> {
+        Ok(match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => Text(Some(s)),
+            _ => Text(None),
+        })
+    }
+}
+
+impl Text {
+    fn get(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+
+    fn period(&self) -> Option<Period> {
+        self.get().and_then(parse_date).map(Period::of)
+    }
 }
 
 impl RecordKeys {
@@ -77,32 +110,36 @@ impl RecordKeys {
             return RecordKeys::Scheme;
         }
         let Some(data) = envelope.data else { return RecordKeys::Unknown };
-        let key = |prefix: &str, field: &str| text(&data, field).map(|id| format!("{prefix}{id}"));
-        let fact = |keys: Vec<Option<String>>, date_field: Option<&str>, manager: Option<String>| match keys
+        let key = |prefix: &str, field: &Text| field.get().map(|id| format!("{prefix}{id}"));
+        let fact = |keys: Vec<Option<String>>, dated: Option<Period>, manager: Option<String>| match keys
             .into_iter()
-            .collect::<Option<Vec<String>>>()
-        {
-            Some(keys) => RecordKeys::Fact { keys, dated: date_field.and_then(|f| dated(&data, f)), manager },
+            .collect::<Option<Vec<String>>>(
+        ) {
+            Some(keys) => RecordKeys::Fact { keys, dated, manager },
             None => RecordKeys::Unknown,
         };
         match envelope.event_type.as_str() {
-            "period.closed" => match text(&data, "period").and_then(Period::parse) {
+            "period.closed" => match data.period.get().and_then(Period::parse) {
                 Some(period) => RecordKeys::Close { period },
                 None => RecordKeys::Unknown,
             },
-            "plan.assigned" => match (text(&data, "period").and_then(Period::parse), text(&data, "manager_id")) {
+            "plan.assigned" => match (data.period.get().and_then(Period::parse), data.manager_id.get()) {
                 (Some(period), Some(manager)) => RecordKeys::Plan { period, manager: manager.to_string() },
                 _ => RecordKeys::Unknown,
             },
-            "deal.created" => {
-                fact(vec![key("d:", "deal_id")], Some("created_on"), text(&data, "manager_id").map(str::to_string))
+            "deal.created" => fact(
+                vec![key("d:", &data.deal_id)],
+                data.created_on.period(),
+                data.manager_id.get().map(str::to_string),
+            ),
+            "payment.received" => {
+                fact(vec![key("d:", &data.deal_id), key("p:", &data.payment_id)], data.paid_on.period(), None)
             }
-            "payment.received" => fact(vec![key("d:", "deal_id"), key("p:", "payment_id")], Some("paid_on"), None),
             "payment.refunded" => {
-                fact(vec![key("p:", "payment_id"), key("r:", "refund_id")], Some("refunded_on"), None)
+                fact(vec![key("p:", &data.payment_id), key("r:", &data.refund_id)], data.refunded_on.period(), None)
             }
-            "deal.cancelled" => fact(vec![key("d:", "deal_id")], Some("cancelled_on"), None),
-            "payment.late" => fact(vec![key("d:", "deal_id")], None, None),
+            "deal.cancelled" => fact(vec![key("d:", &data.deal_id)], data.cancelled_on.period(), None),
+            "payment.late" => fact(vec![key("d:", &data.deal_id)], None, None),
             _ => RecordKeys::Unknown,
         }
     }
@@ -112,11 +149,14 @@ const NO_NODE: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Component {
-    /// (seq, period the fact is dated in).
-    members: Vec<(u64, Option<Period>)>,
+    /// The seqs of its records.
+    members: Vec<u64>,
     managers: BTreeSet<String>,
     /// Periods its records may be booked in, and periods its facts are dated in.
     periods: BTreeSet<Period>,
+    /// The distinct periods its facts are dated in: where a member lands depends only on that
+    /// and the seq it is folded at, so a new member costs a few months, not every member.
+    dated: BTreeSet<Period>,
 }
 
 /// The records one period depends on, as the index lists them (see [`ReplayIndex::period_file`]).
@@ -249,10 +289,11 @@ impl ReplayIndex {
             self.dirty.insert(*period);
         }
         let target = self.components.entry(keep).or_default();
+        // Members are put in seq order where they are read, not at every union.
         target.members.extend(absorbed.members);
-        target.members.sort_unstable();
         target.managers.extend(absorbed.managers);
         target.periods.extend(absorbed.periods);
+        target.dated.extend(absorbed.dated);
         keep
     }
 
@@ -298,16 +339,16 @@ impl ReplayIndex {
                     record_node = root;
                     // Where each member would be booked if folded now (a parked one is folded
                     // at the seq of a later record of its component: this one, maybe).
-                    let mut periods = BTreeSet::new();
-                    let component = self.components.remove(&root).unwrap_or_default();
-                    for (_, member_dated) in component.members.iter().chain(std::iter::once(&(seq, dated))) {
-                        if let Some(q) = member_dated {
-                            periods.insert(*q);
-                            periods.insert(self.booking(*q, seq));
-                        }
+                    let mut component = self.components.remove(&root).unwrap_or_default();
+                    component.members.push(seq);
+                    if let Some(q) = dated {
+                        component.dated.insert(q);
                     }
-                    let mut component = component;
-                    component.members.push((seq, dated));
+                    let mut periods = BTreeSet::new();
+                    for q in &component.dated {
+                        periods.insert(*q);
+                        periods.insert(self.booking(*q, seq));
+                    }
                     if let Some(m) = manager {
                         component.managers.insert(m);
                     }
@@ -337,7 +378,7 @@ impl ReplayIndex {
         for root in self.by_period.get(&period).into_iter().flatten() {
             if let Some(component) = self.components.get(root) {
                 let managers: Vec<String> = component.managers.iter().cloned().collect();
-                records.extend(component.members.iter().map(|(seq, _)| (*seq, managers.clone())));
+                records.extend(component.members.iter().map(|seq| (*seq, managers.clone())));
             }
         }
         records.sort_unstable_by_key(|(seq, _)| *seq);
@@ -365,7 +406,9 @@ impl ReplayIndex {
     }
 
     fn members(&self, root: u32) -> Vec<u64> {
-        self.components.get(&root).map(|c| c.members.iter().map(|(s, _)| *s).collect()).unwrap_or_default()
+        let mut seqs: Vec<u64> = self.components.get(&root).map(|c| c.members.clone()).unwrap_or_default();
+        seqs.sort_unstable();
+        seqs
     }
 
     /// The last record received at or before `ms` (Unix milliseconds): records are numbered in
@@ -401,6 +444,14 @@ mod tests {
                 r#"{"refund_id":"R","payment_id":"P","refunded_on":"2026-02-03"}"#
             )),
             RecordKeys::Fact { keys: vec!["p:P".into(), "r:R".into()], dated: Some(p("2026-02")), manager: None }
+        );
+        // A publisher's extra member of another type with a name the index reads elsewhere.
+        assert_eq!(
+            RecordKeys::of(&line(
+                "deal.created",
+                r#"{"deal_id":"D","manager_id":"M","created_on":"2026-02-03","period":{"x":1}}"#
+            )),
+            RecordKeys::Fact { keys: vec!["d:D".into()], dated: Some(p("2026-02")), manager: Some("M".into()) }
         );
         assert_eq!(RecordKeys::of(b"not json"), RecordKeys::Unknown);
     }
