@@ -147,16 +147,34 @@ impl RecordKeys {
 
 const NO_NODE: u32 = u32::MAX;
 
+/// FNV-1a, 64 bits: stable across runs and versions, unlike the std hasher, since the index
+/// is stored.
+fn key_hash(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Inserts into a sorted vector of few elements; true when it was not there.
+fn insert_sorted<T: Ord>(v: &mut Vec<T>, x: T) -> bool {
+    match v.binary_search(&x) {
+        Ok(_) => false,
+        Err(at) => {
+            v.insert(at, x);
+            true
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Component {
     /// The seqs of its records.
     members: Vec<u64>,
-    managers: BTreeSet<String>,
-    /// Periods its records may be booked in, and periods its facts are dated in.
-    periods: BTreeSet<Period>,
-    /// The distinct periods its facts are dated in: where a member lands depends only on that
-    /// and the seq it is folded at, so a new member costs a few months, not every member.
-    dated: BTreeSet<Period>,
+    /// Its deals' managers (indexes into `manager_names`), sorted.
+    managers: Vec<u32>,
+    /// Periods its records may be booked in, and periods its facts are dated in, sorted.
+    periods: Vec<Period>,
+    /// The distinct periods its facts are dated in, sorted: where a member lands depends only
+    /// on that and the seq it is folded at, so a new member costs a few months, not every member.
+    dated: Vec<Period>,
 }
 
 /// The records one period depends on, as the index lists them (see [`ReplayIndex::period_file`]).
@@ -197,7 +215,11 @@ pub struct ReplayIndex {
     /// The first close of each period (a later one is rejected by the rule and changes nothing).
     closes: BTreeMap<Period, u64>,
     plans: BTreeMap<Period, Vec<(u64, String)>>,
-    nodes: HashMap<String, u32>,
+    /// Union-find nodes by a 64-bit hash of `d:`/`p:`/`r:` + id. Two ids with one hash would
+    /// join their components: a replay would fold more records than needed, never fewer.
+    nodes: HashMap<u64, u32>,
+    manager_names: Vec<String>,
+    manager_ids: HashMap<String, u32>,
     parent: Vec<u32>,
     components: HashMap<u32, Component>,
     /// The node of record `i + 1` (`NO_NODE` for global records and plans).
@@ -262,14 +284,25 @@ impl ReplayIndex {
     }
 
     fn node(&mut self, key: &str) -> u32 {
-        if let Some(&n) = self.nodes.get(key) {
+        let key = key_hash(key);
+        if let Some(&n) = self.nodes.get(&key) {
             return self.find(n);
         }
         let n = self.parent.len() as u32;
         self.parent.push(n);
-        self.nodes.insert(key.to_string(), n);
+        self.nodes.insert(key, n);
         self.components.insert(n, Component::default());
         n
+    }
+
+    fn manager_id(&mut self, name: String) -> u32 {
+        if let Some(&id) = self.manager_ids.get(&name) {
+            return id;
+        }
+        let id = self.manager_names.len() as u32;
+        self.manager_names.push(name.clone());
+        self.manager_ids.insert(name, id);
+        id
     }
 
     fn union(&mut self, a: u32, b: u32) -> u32 {
@@ -291,9 +324,15 @@ impl ReplayIndex {
         let target = self.components.entry(keep).or_default();
         // Members are put in seq order where they are read, not at every union.
         target.members.extend(absorbed.members);
-        target.managers.extend(absorbed.managers);
-        target.periods.extend(absorbed.periods);
-        target.dated.extend(absorbed.dated);
+        for m in absorbed.managers {
+            insert_sorted(&mut target.managers, m);
+        }
+        for p in absorbed.periods {
+            insert_sorted(&mut target.periods, p);
+        }
+        for p in absorbed.dated {
+            insert_sorted(&mut target.dated, p);
+        }
         keep
     }
 
@@ -342,7 +381,7 @@ impl ReplayIndex {
                     let mut component = self.components.remove(&root).unwrap_or_default();
                     component.members.push(seq);
                     if let Some(q) = dated {
-                        component.dated.insert(q);
+                        insert_sorted(&mut component.dated, q);
                     }
                     let mut periods = BTreeSet::new();
                     for q in &component.dated {
@@ -350,10 +389,11 @@ impl ReplayIndex {
                         periods.insert(self.booking(*q, seq));
                     }
                     if let Some(m) = manager {
-                        component.managers.insert(m);
+                        let id = self.manager_id(m);
+                        insert_sorted(&mut component.managers, id);
                     }
                     for period in &periods {
-                        if component.periods.insert(*period) {
+                        if insert_sorted(&mut component.periods, *period) {
                             self.by_period.entry(*period).or_default().insert(root);
                         }
                     }
@@ -377,7 +417,8 @@ impl ReplayIndex {
         }
         for root in self.by_period.get(&period).into_iter().flatten() {
             if let Some(component) = self.components.get(root) {
-                let managers: Vec<String> = component.managers.iter().cloned().collect();
+                let managers: Vec<String> =
+                    component.managers.iter().map(|&m| self.manager_names[m as usize].clone()).collect();
                 records.extend(component.members.iter().map(|seq| (*seq, managers.clone())));
             }
         }
@@ -400,7 +441,7 @@ impl ReplayIndex {
 
     /// The records of the component holding deal `d:ID`, payment `p:ID` or refund `r:ID`.
     pub fn component_of_key(&mut self, key: &str) -> Vec<u64> {
-        let Some(&node) = self.nodes.get(key) else { return Vec::new() };
+        let Some(&node) = self.nodes.get(&key_hash(key)) else { return Vec::new() };
         let root = self.find(node);
         self.members(root)
     }

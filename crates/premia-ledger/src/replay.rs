@@ -27,7 +27,7 @@ use crate::log::{verify_link, Hash, LogRecord, GENESIS_HASH};
 
 const INDEX_DIR: &str = "replay-index";
 /// Bumped when the files' layout or what the index lists changes: an old index is rebuilt.
-const INDEX_FORMAT: u32 = 2;
+const INDEX_FORMAT: u32 = 3;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IndexHead {
