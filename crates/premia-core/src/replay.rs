@@ -555,4 +555,19 @@ mod tests {
         assert_eq!(index.period_file(p("2026-02")).seqs(None, u64::MAX).collect::<Vec<_>>(), vec![1, 3]);
         assert_eq!(index.seq_received_by(5), 3);
     }
+
+    #[test]
+    fn a_parked_fact_lands_by_its_own_date_when_released_not_by_the_releasing_record() {
+        let mut index = ReplayIndex::new();
+        // P (dated March) waits for D; March closes; D arrives, dated January: P is booked in
+        // April, which neither D's date nor P's seq alone would say.
+        index
+            .add(1, 0, &line("payment.received", r#"{"deal_id":"D","payment_id":"P","paid_on":"2026-03-20"}"#))
+            .unwrap();
+        index.add(2, 0, &line("period.closed", r#"{"period":"2026-03"}"#)).unwrap();
+        index
+            .add(3, 0, &line("deal.created", r#"{"deal_id":"D","manager_id":"M","created_on":"2026-01-30"}"#))
+            .unwrap();
+        assert_eq!(index.period_file(p("2026-04")).seqs(None, u64::MAX).collect::<Vec<_>>(), vec![1, 3]);
+    }
 }
