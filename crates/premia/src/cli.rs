@@ -327,6 +327,7 @@ pub struct ReplayArgs {
     /// With --to: every period (calendar month) the dates from..=to overlap, one statement each.
     #[arg(long, value_name = "YYYY-MM-DD", requires = "to")]
     pub from: Option<String>,
+    /// The last date of the range (with --from), inclusive.
     #[arg(long, value_name = "YYYY-MM-DD", requires = "from")]
     pub to: Option<String>,
     /// Only this account manager (fewer records are folded, too).
