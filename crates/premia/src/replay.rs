@@ -470,6 +470,7 @@ pub fn explain(data_dir: &Path, args: &ExplainArgs) -> anyhow::Result<ExitCode> 
     let mut index = log.full_index()?;
     let manager = args.manager.as_deref();
     // Which records to fold, and which of the entries they book to explain.
+    let mut entry_seq = None;
     let (seqs, subject, keep): (Vec<u64>, String, EntryFilter) = if let Some(text) = &args.entry {
         let digits = text.trim_start_matches("seq").trim_start_matches([':', ' ']);
         let seq: u64 = digits.parse().with_context(|| {
@@ -480,6 +481,7 @@ pub fn explain(data_dir: &Path, args: &ExplainArgs) -> anyhow::Result<ExitCode> 
         if seq == 0 || seq > end {
             bail!("there is no log record {seq}; the log runs from seq 1 to {end}");
         }
+        entry_seq = Some(seq);
         let closed = index.closes().iter().find(|(_, &s)| s == seq).map(|(p, _)| *p);
         let seqs = match closed {
             // A close books every plan bonus of its period from the whole period's books.
@@ -573,7 +575,19 @@ pub fn explain(data_dir: &Path, args: &ExplainArgs) -> anyhow::Result<ExitCode> 
         )?,
         Format::Text => {
             if items.is_empty() {
-                writeln!(out, "No entry was booked for {subject}.")?;
+                let what = match entry_seq {
+                    Some(seq) => {
+                        let names = event_names(&log, seq).unwrap_or(Value::Null);
+                        format!(
+                            " ({} {} {}); deals, plans, late notices and events a rule refused or that still wait book nothing",
+                            names["type"].as_str().unwrap_or("?"),
+                            names["source"].as_str().unwrap_or("?"),
+                            names["id"].as_str().unwrap_or("?")
+                        )
+                    }
+                    None => String::new(),
+                };
+                writeln!(out, "No entry was booked for {subject}{what}.")?;
             }
             for (x, v) in explanations.iter().zip(&items) {
                 writeln!(
