@@ -516,6 +516,17 @@ impl LedgerState {
         Ok(self.fold(seq, event))
     }
 
+    /// [`replay`](Self::replay) for a record read back after records before it were skipped on
+    /// purpose: a replay of one period folds only the records that period depends on
+    /// (`replay::ReplayIndex`), and the gaps are records that cannot change its outcome.
+    pub fn replay_selected(&mut self, seq: u64, raw: &[u8]) -> Result<Vec<Folded>, ReplayError> {
+        if seq < self.next_seq {
+            return Err(ReplayError::OutOfOrder { seq, expected: self.next_seq });
+        }
+        self.next_seq = seq;
+        self.replay(seq, raw)
+    }
+
     fn fold(&mut self, seq: u64, mut event: Event) -> Vec<Folded> {
         event.source = self.intern(&event.source);
         match &mut event.data {

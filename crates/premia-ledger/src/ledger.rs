@@ -599,7 +599,7 @@ pub(crate) fn decode_stored_chunk(chunk_seq: u64, value: &[u8]) -> Result<Vec<Lo
     Ok(decode_chunk(chunk_seq, &bytes)?)
 }
 
-fn find_record(db: &sled::Db, dir: &Path, seq: u64) -> Result<Option<LogRecord>, LedgerError> {
+pub(crate) fn find_record(db: &sled::Db, dir: &Path, seq: u64) -> Result<Option<LogRecord>, LedgerError> {
     let Some(entry) = db.range(log_key(0)..=log_key(seq)).next_back() else { return Ok(None) };
     let (key, chunk) = entry.map_err(store_error(dir))?;
     let records = decode_stored_chunk(seq_of_key(&key), &chunk)?;
@@ -607,7 +607,7 @@ fn find_record(db: &sled::Db, dir: &Path, seq: u64) -> Result<Option<LogRecord>,
 }
 
 /// Calls `f(chunk_seq, record)` for every log record with `seq >= from_seq`, in order.
-fn for_each_record(
+pub(crate) fn for_each_record(
     db: &sled::Db,
     dir: &Path,
     from_seq: u64,

@@ -6,6 +6,7 @@ pub mod ingest;
 pub mod ledger;
 pub mod lock;
 pub mod log;
+pub mod replay;
 
 pub use ingest::{ingest_reader, Counts, IngestOptions};
 pub use ledger::{Ledger, LedgerError, LedgerOptions, RebuildReport, StoredRejection};

@@ -148,6 +148,19 @@ pub enum Command {
     /// Write the JSON Schemas of the event contract into a directory (the repo keeps them in schemas/).
     Schemas(SchemasArgs),
 
+    /// Re-fold a period from the raw log (never from stored state) and print its statement.
+    ///
+    /// The output has the shape of `premia statement` (the same statement function and renderer
+    /// build it). Only the records the period depends on are folded, chosen by an index kept in
+    /// DIR/replay-index (a cache, built on first use). --as-of shows the period as the ledger
+    /// knew it then, --diff-as-of what changed since a moment, --scheme what it would be under
+    /// another scheme (nothing is written). See docs/REPLAY.md.
+    Replay(ReplayArgs),
+
+    /// Show the arithmetic behind an entry, a payment or a deal: the real numbers, the rule that
+    /// applied, the events and ledger seqs it depends on, and the scheme in force.
+    Explain(ExplainArgs),
+
     /// Consume the JetStream events stream into the ledger, acking each batch once it is on disk.
     ///
     /// Creates the stream (file-backed) and premia's durable pull consumer when missing. Each
@@ -388,4 +401,60 @@ pub struct VerifyArgs {
     /// catches a log rewritten with freshly computed hashes.
     #[arg(long, value_name = "YYYY-MM=DIGEST")]
     pub seal: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The period, a calendar month: YYYY-MM.
+    #[arg(long, value_name = "YYYY-MM", required_unless_present = "from", conflicts_with_all = ["from", "to"])]
+    pub period: Option<String>,
+    /// With --to: every period (calendar month) the dates from..=to overlap, one statement each.
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "to")]
+    pub from: Option<String>,
+    /// The last date of the range (with --from), inclusive.
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "from")]
+    pub to: Option<String>,
+    /// Only this account manager (fewer records are folded, too).
+    #[arg(long, value_name = "ID")]
+    pub manager: Option<String>,
+    /// Only the records the ledger had received by then: a log seq, or an RFC 3339 time
+    /// compared with the arrival time recorded in each log record.
+    #[arg(long, value_name = "SEQ|RFC3339")]
+    pub as_of: Option<String>,
+    /// Show what changed in the period between this moment and the end of the log (or --as-of).
+    #[arg(long, value_name = "SEQ|RFC3339", conflicts_with = "scheme")]
+    pub diff_as_of: Option<String>,
+    /// What-if: fold the same history under this scheme (TOML, as `premia scheme show` prints),
+    /// in place of every scheme.activated in the log. Nothing is written.
+    #[arg(long, value_name = "FILE")]
+    pub scheme: Option<PathBuf>,
+    /// With --scheme: both side by side, with the difference per manager and the entries that change.
+    #[arg(long, requires = "scheme")]
+    pub compare: bool,
+    /// Fold every record of the log instead of the indexed ones (slower; a cross-check).
+    #[arg(long)]
+    pub full: bool,
+    /// Print how many records were folded and how long it took, as one JSON line on stderr.
+    #[arg(long)]
+    pub stats: bool,
+    #[arg(long, value_enum, default_value_t = StatementFormat::Text)]
+    pub format: StatementFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// An entry's ref as statements show it: the seq of the event that booked it (123 or seq:123).
+    #[arg(value_name = "SEQ", required_unless_present_any = ["payment", "deal"], conflicts_with_all = ["payment", "deal"])]
+    pub entry: Option<String>,
+    /// Every entry of this payment (its commission and the clawbacks of its refunds).
+    #[arg(long, value_name = "ID", conflicts_with = "deal")]
+    pub payment: Option<String>,
+    /// Every entry of this deal (commissions, clawbacks, fine).
+    #[arg(long, value_name = "ID")]
+    pub deal: Option<String>,
+    /// Only this manager's entry (a close books one plan bonus per manager).
+    #[arg(long, value_name = "ID")]
+    pub manager: Option<String>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod figures;
 pub mod nats;
 pub mod render;
+pub mod replay;
 pub mod synth;
 
 use std::process::ExitCode;
@@ -44,6 +45,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Figures(args) => figures::figures(data_dir, &args),
         Command::Plan(cli::PlanCommand::Suggest(args)) => figures::plan_suggest(data_dir, &args),
         Command::Schemas(args) => commands::schemas(&args),
+        Command::Replay(args) => replay::replay(data_dir, &args),
+        Command::Explain(args) => replay::explain(data_dir, &args),
         Command::Serve(args) => nats::serve(data_dir, &args, &config::load(cli.config.as_deref())?),
         Command::Publish(args) => nats::publish(&args, &config::load(cli.config.as_deref())?),
     }

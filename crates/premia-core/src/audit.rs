@@ -1,0 +1,344 @@
+//! What an auditor asks of a replay: the arithmetic behind one entry, what changed in a period
+//! between two moments, and how a period comes out under another scheme. Pure functions of the
+//! fold state and of statements, so the binary only renders them.
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::calendar::date_text;
+use crate::fold::{Entry, EntryDetail, LedgerState, Timing};
+use crate::money::{fixed_text, money_grouped, money_text};
+use crate::scheme::{Coefficient, Scheme};
+use crate::statement::{EntryView, ManagerStatement, PlanView, Statement};
+
+/// A log record an entry depends on, with its part in the arithmetic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventLink {
+    /// `deal`, `payment`, `refund`, `cancellation`, `plan`, `close`.
+    pub role: &'static str,
+    pub seq: u64,
+}
+
+/// The scheme an entry was computed under: the `scheme.activated` record in force when the
+/// event was applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SchemeRef {
+    pub seq: Option<u64>,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EntryExplanation {
+    pub entry: EntryView,
+    pub period: String,
+    pub manager_id: String,
+    /// The arithmetic with the real numbers, ending in `= amount`.
+    pub formula: String,
+    /// The rule of RULES.md that applied, with the scheme parameters it used.
+    pub rule: String,
+    /// The seq of the record whose fold booked it: the event's own, or (for an event that
+    /// waited for its deal or payment) the record that released it.
+    pub applied_at_seq: u64,
+    pub scheme: SchemeRef,
+    pub depends_on: Vec<EventLink>,
+}
+
+fn working_days(n: u32) -> &'static str {
+    if n == 1 {
+        "working day"
+    } else {
+        "working days"
+    }
+}
+
+/// The arithmetic of one entry. `scheme` is the scheme in force when it was booked.
+pub fn explain_entry(
+    state: &LedgerState,
+    entry: &Entry,
+    applied_at_seq: u64,
+    scheme: &Scheme,
+    scheme_seq: Option<u64>,
+) -> EntryExplanation {
+    let amount = money_grouped(entry.amount);
+    let mut depends_on = Vec::new();
+    let (mut formula, rule) = match &entry.detail {
+        EntryDetail::Commission { deal_id, payment_id, timing, working_days_late, grace_working_days, rate } => {
+            let deal = state.deal(deal_id);
+            let payment = state.payment(payment_id);
+            if let Some(d) = deal {
+                depends_on.push(EventLink { role: "deal", seq: d.seq });
+            }
+            depends_on.push(EventLink { role: "payment", seq: entry.seq });
+            let when = match (deal, payment) {
+                (Some(d), Some(p)) => match timing {
+                    Timing::Prepaid => format!(
+                        "prepaid: prepayment terms, paid {} on or before due date {}",
+                        date_text(p.paid_on),
+                        date_text(d.due_date)
+                    ),
+                    Timing::OnTime if *working_days_late == 0 => {
+                        format!("on time: paid {}, not after due date {}", date_text(p.paid_on), date_text(d.due_date))
+                    }
+                    t => format!(
+                        "{}: {} {} after due date {}, grace {}",
+                        if *t == Timing::Late { "late" } else { "on time" },
+                        working_days_late,
+                        working_days(*working_days_late),
+                        date_text(d.due_date),
+                        grace_working_days
+                    ),
+                },
+                _ => timing.as_str().to_string(),
+            };
+            let formula = match (deal, payment) {
+                (Some(d), Some(p)) => format!(
+                    "margin {} x paid {} / amount {} x rate {} ({when}) = {amount}",
+                    money_grouped(d.margin),
+                    money_grouped(p.amount),
+                    money_grouped(d.amount),
+                    rate.normalize()
+                ),
+                _ => format!("rate {} ({when}) = {amount}", rate.normalize()),
+            };
+            let rule = format!(
+                "RULES.md 3: commission = round2(margin x paid x rate / amount); payment {payment_id} on deal {deal_id} is {}, rates prepaid {} / on time {} / late {}, grace {} working days",
+                timing.as_str(),
+                scheme.commission.prepaid_rate.normalize(),
+                scheme.commission.on_time_rate.normalize(),
+                scheme.commission.late_rate.normalize(),
+                scheme.commission.grace_working_days
+            );
+            (formula, rule)
+        }
+        EntryDetail::Clawback { deal_id, payment_id, refund_id, refunded, rate } => {
+            let deal = state.deal(deal_id);
+            if let Some(d) = deal {
+                depends_on.push(EventLink { role: "deal", seq: d.seq });
+            }
+            if let Some(p) = state.payment(payment_id) {
+                depends_on.push(EventLink { role: "payment", seq: p.seq });
+            }
+            depends_on.push(EventLink { role: "refund", seq: entry.seq });
+            let formula = match deal {
+                Some(d) => format!(
+                    "-(margin {} x refunded {} / amount {} x rate {} (the rate payment {payment_id} was booked at)) = {amount}",
+                    money_grouped(d.margin),
+                    money_grouped(*refunded),
+                    money_grouped(d.amount),
+                    rate.normalize()
+                ),
+                None => format!("-(refunded {} x rate {}) = {amount}", money_grouped(*refunded), rate.normalize()),
+            };
+            let rule = format!(
+                "RULES.md 4: clawback = -round2(margin x refunded x rate of the payment / amount); refund {refund_id} of payment {payment_id} on deal {deal_id}"
+            );
+            (formula, rule)
+        }
+        EntryDetail::Fine { deal_id } => {
+            let deal = state.deal(deal_id);
+            if let Some(d) = deal {
+                depends_on.push(EventLink { role: "deal", seq: d.seq });
+            }
+            depends_on.push(EventLink { role: "cancellation", seq: entry.seq });
+            let on = deal.and_then(|d| d.cancelled).map(|(on, _)| format!(" on {}", date_text(on))).unwrap_or_default();
+            (
+                format!("fine for deal {deal_id} cancelled{on} through the manager's fault = {amount}"),
+                format!(
+                    "RULES.md 5: a cancellation with fault = manager books -fines.manager_fault ({})",
+                    money_grouped(scheme.fines.manager_fault)
+                ),
+            )
+        }
+        EntryDetail::PlanBonus(f) => {
+            let plan_seq = state
+                .books()
+                .get(&entry.period)
+                .and_then(|b| b.get(&entry.manager_id))
+                .and_then(|b| b.plan.as_ref())
+                .map(|p| p.seq);
+            if let Some(seq) = plan_seq {
+                depends_on.push(EventLink { role: "plan", seq });
+            }
+            depends_on.push(EventLink { role: "close", seq: entry.seq });
+            let achievement = format!(
+                "achievement {} / target {} = {}",
+                money_grouped(f.actual),
+                money_grouped(f.target),
+                fixed_text(f.achievement, 4)
+            );
+            let formula = match scheme.coefficient(f.actual, f.target) {
+                Coefficient::Proportional => format!(
+                    "bonus base {} x actual {} / target {} ({achievement}, proportional tier) = {amount}",
+                    money_grouped(f.bonus_base),
+                    money_grouped(f.actual),
+                    money_grouped(f.target)
+                ),
+                Coefficient::Fixed(k) => format!(
+                    "bonus base {} x coefficient {} ({achievement}) = {amount}",
+                    money_grouped(f.bonus_base),
+                    k.normalize()
+                ),
+            };
+            let rule = format!(
+                "RULES.md 6: plan_bonus = round2(bonus_base x coefficient(actual / target)), metric {}, cap {}, booked when {} was closed",
+                scheme.plan.metric.as_str(),
+                scheme.plan.cap.normalize(),
+                entry.period
+            );
+            (formula, rule)
+        }
+    };
+    if let Some(original) = entry.adjustment_of {
+        formula.push_str(&format!(
+            "; dated in {original}, which was closed, so booked in the first open period {} (RULES.md 8)",
+            entry.period
+        ));
+    }
+    depends_on.sort_by_key(|l| l.seq);
+    EntryExplanation {
+        entry: state.entry_view(entry),
+        period: entry.period.to_string(),
+        manager_id: entry.manager_id.to_string(),
+        formula,
+        rule,
+        applied_at_seq,
+        scheme: SchemeRef { seq: scheme_seq, name: scheme.name.clone() },
+        depends_on,
+    }
+}
+
+/// The money of one manager in one statement.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    #[serde(serialize_with = "money")]
+    pub commission: Decimal,
+    #[serde(serialize_with = "money")]
+    pub clawback: Decimal,
+    #[serde(serialize_with = "money")]
+    pub fines: Decimal,
+    #[serde(serialize_with = "money")]
+    pub plan_bonus: Decimal,
+    #[serde(serialize_with = "money")]
+    pub total: Decimal,
+}
+
+fn money<S: serde::Serializer>(value: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&money_text(*value))
+}
+
+impl Totals {
+    pub fn of(m: Option<&ManagerStatement>) -> Totals {
+        match m {
+            Some(m) => Totals {
+                commission: m.commission,
+                clawback: m.clawback,
+                fines: m.fines,
+                plan_bonus: m.plan_bonus,
+                total: m.total,
+            },
+            None => Totals::default(),
+        }
+    }
+
+    pub fn minus(&self, other: &Totals) -> Totals {
+        Totals {
+            commission: self.commission - other.commission,
+            clawback: self.clawback - other.clawback,
+            fines: self.fines - other.fines,
+            plan_bonus: self.plan_bonus - other.plan_bonus,
+            total: self.total - other.total,
+        }
+    }
+}
+
+/// One manager's change between two statements of the same period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ManagerChange {
+    pub manager_id: String,
+    pub before: Totals,
+    pub after: Totals,
+    pub change: Totals,
+    pub plan_before: Option<PlanView>,
+    pub plan_after: Option<PlanView>,
+    /// Entries on the later statement that the earlier one did not have.
+    pub entries_added: Vec<EntryView>,
+    /// Entries of the earlier statement missing from the later one, or with another amount
+    /// (never for two moments of one log: entries are append-only; possible under a what-if).
+    pub entries_removed: Vec<EntryView>,
+}
+
+/// Entries are told apart by the event that booked them, their kind and manager.
+fn entry_key(e: &EntryView) -> (u64, &'static str, Option<&str>) {
+    (e.event.seq, e.kind, e.payment_id.as_deref().or(e.deal_id.as_deref()))
+}
+
+/// What differs between two statements of one period, manager by manager; managers whose
+/// figures, plan and entries are the same are left out.
+pub fn statement_changes(before: &Statement, after: &Statement) -> Vec<ManagerChange> {
+    let mut ids: Vec<&str> = before.managers.iter().chain(&after.managers).map(|m| m.manager_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let find = |s: &'_ Statement, id: &str| s.managers.iter().find(|m| m.manager_id == id).cloned();
+    let mut changes = Vec::new();
+    for id in ids {
+        let (b, a) = (find(before, id), find(after, id));
+        if b == a {
+            continue;
+        }
+        let empty = Vec::new();
+        let b_entries = b.as_ref().map_or(&empty, |m| &m.entries);
+        let a_entries = a.as_ref().map_or(&empty, |m| &m.entries);
+        let added: Vec<EntryView> = a_entries
+            .iter()
+            .filter(|e| !b_entries.iter().any(|o| entry_key(o) == entry_key(e) && o.amount == e.amount))
+            .cloned()
+            .collect();
+        let removed: Vec<EntryView> = b_entries
+            .iter()
+            .filter(|e| !a_entries.iter().any(|o| entry_key(o) == entry_key(e) && o.amount == e.amount))
+            .cloned()
+            .collect();
+        let (before_totals, after_totals) = (Totals::of(b.as_ref()), Totals::of(a.as_ref()));
+        // Explanations may differ in wording alone (a what-if scheme's grace days appear in
+        // them); only money, plans and the entries booked count as a change.
+        let plan_of = |m: &Option<ManagerStatement>| m.as_ref().and_then(|m| m.plan.clone());
+        if added.is_empty() && removed.is_empty() && before_totals == after_totals && plan_of(&b) == plan_of(&a) {
+            continue;
+        }
+        changes.push(ManagerChange {
+            manager_id: id.to_string(),
+            change: after_totals.minus(&before_totals),
+            before: before_totals,
+            after: after_totals,
+            plan_before: b.and_then(|m| m.plan),
+            plan_after: a.and_then(|m| m.plan),
+            entries_added: added,
+            entries_removed: removed,
+        });
+    }
+    changes
+}
+
+/// One manager's figures under the schemes in the log and under a what-if scheme.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ManagerComparison {
+    pub manager_id: String,
+    pub actual: Totals,
+    pub what_if: Totals,
+    pub difference: Totals,
+}
+
+/// Every manager of either statement, side by side (unchanged ones too: finance reads the
+/// whole table).
+pub fn compare(actual: &Statement, what_if: &Statement) -> Vec<ManagerComparison> {
+    let mut ids: Vec<&str> = actual.managers.iter().chain(&what_if.managers).map(|m| m.manager_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_iter()
+        .map(|id| {
+            let a = Totals::of(actual.managers.iter().find(|m| m.manager_id == id));
+            let w = Totals::of(what_if.managers.iter().find(|m| m.manager_id == id));
+            ManagerComparison { manager_id: id.to_string(), difference: w.minus(&a), actual: a, what_if: w }
+        })
+        .collect()
+}

@@ -1,0 +1,356 @@
+//! Replays from the raw log: the records are read back and folded by a fresh
+//! [`LedgerState`]; the stored fold state (snapshot) and the stored entries are never read.
+//!
+//! A replay of one period folds only the records the period depends on, as listed by the
+//! replay index (`premia_core::replay`). The index is derived from the log and kept in
+//! `DIR/replay-index/` as a cache, like the snapshot: one small file per period (the seqs to
+//! fold), a head (how far it covers the log, with that record's hash, and the global records),
+//! the arrival times (for `--as-of` a time) and the builder's state (to extend it with records
+//! written later). Reading one period costs its own file, not the whole index. Deleting the
+//! directory only costs a rebuild; an index that does not match the log is rebuilt.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use premia_core::fold::{scheme_activation_record, Entry, LedgerState, Outcome};
+use premia_core::replay::{PeriodRecords, ReplayIndex};
+use premia_core::{Period, Scheme};
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::{
+    decode_stored_chunk, find_record, for_each_record, log_key, open_sled, seq_of_key, store_error, LedgerError,
+    LOG_PREFIX,
+};
+use crate::lock::DirLock;
+use crate::log::{verify_link, Hash, LogRecord, GENESIS_HASH};
+
+const INDEX_DIR: &str = "replay-index";
+/// Bumped when the files' layout or what the index lists changes: an old index is rebuilt.
+const INDEX_FORMAT: u32 = 3;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IndexHead {
+    format: u32,
+    /// Records `1..next_seq` are indexed.
+    pub next_seq: u64,
+    pub last_hash: Hash,
+    /// Scheme activations, closes, unknown records: folded in every replay.
+    pub globals: Vec<u64>,
+    pub schemes: Vec<u64>,
+}
+
+impl IndexHead {
+    /// The last record indexed (0 for an empty log).
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq - 1
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct IndexState {
+    next_seq: u64,
+    last_hash: Hash,
+    index: ReplayIndex,
+}
+
+/// Why a replay could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("there is no ledger in {0}; pass the --data-dir (or PREMIA_DATA_DIR) of a ledger, or ingest events first")]
+    NoLedger(PathBuf),
+    #[error("cannot write the replay index in {dir}: {source}. Check free disk space and permissions; the directory is a cache of the log and may be deleted")]
+    IndexWrite { dir: PathBuf, source: std::io::Error },
+    #[error("the replay index in {0} cannot be read; delete that directory (it is rebuilt from the log) and retry")]
+    IndexRead(PathBuf),
+    #[error("the log skips a record: {0}. Run `premia rebuild` to check the log")]
+    Gap(#[from] premia_core::replay::IndexGap),
+}
+
+/// One entry as a replay booked it, with when and under which scheme.
+#[derive(Debug, Clone)]
+pub struct AppliedEntry {
+    pub entry: Entry,
+    /// The seq of the record whose fold booked it (later than the entry's own for an event
+    /// that waited for its deal or payment).
+    pub applied_at: u64,
+    pub scheme: Arc<Scheme>,
+    pub scheme_seq: Option<u64>,
+}
+
+/// The result of folding a selection of log records.
+pub struct Replayed {
+    pub state: LedgerState,
+    /// The entries `keep` accepted, in booking order.
+    pub entries: Vec<AppliedEntry>,
+    pub records_folded: u64,
+}
+
+impl Replayed {
+    /// The entries of one period, in booking order, as the statement function takes them.
+    pub fn entries_of(&self, period: Period) -> Vec<Entry> {
+        self.entries.iter().filter(|a| a.entry.period == period).map(|a| a.entry.clone()).collect()
+    }
+}
+
+/// Which records to fold.
+pub enum Selection<'a> {
+    /// Every record up to `until`.
+    All { until: u64 },
+    /// These seqs, ascending.
+    Seqs(&'a [u64]),
+}
+
+/// The log of a data dir, opened for reading only (the data dir lock is held, so nothing
+/// writes meanwhile).
+pub struct AuditLog {
+    dir: PathBuf,
+    db: sled::Db,
+    _lock: DirLock,
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let temporary = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
+}
+
+fn read_bincode<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    let bytes = std::fs::read(path).ok()?;
+    bincode::deserialize(&bytes).ok()
+}
+
+fn period_file_name(period: Period) -> String {
+    format!("period-{period}.bin")
+}
+
+impl AuditLog {
+    /// Opens the log in `dir`. Refuses a directory without a ledger rather than creating one.
+    pub fn open(dir: &Path, command: &str) -> Result<AuditLog, AuditError> {
+        if !dir.join("sled").exists() {
+            return Err(AuditError::NoLedger(dir.to_path_buf()));
+        }
+        let lock = DirLock::acquire(dir, command).map_err(LedgerError::from)?;
+        let config = sled::Config::new().path(dir.join("sled")).cache_capacity(64 << 20).flush_every_ms(None);
+        let db = open_sled(&config).map_err(store_error(dir))?;
+        Ok(AuditLog { dir: dir.to_path_buf(), db, _lock: lock })
+    }
+
+    /// The seq of the last log record (0 for an empty log).
+    pub fn last_seq(&self) -> Result<u64, LedgerError> {
+        let Some(last) = self.db.scan_prefix(LOG_PREFIX).next_back() else { return Ok(0) };
+        let (key, chunk) = last.map_err(store_error(&self.dir))?;
+        let records = decode_stored_chunk(seq_of_key(&key), &chunk)?;
+        Ok(records.last().map_or(0, |r| r.seq))
+    }
+
+    pub fn record(&self, seq: u64) -> Result<Option<LogRecord>, LedgerError> {
+        find_record(&self.db, &self.dir, seq)
+    }
+
+    fn index_dir(&self) -> PathBuf {
+        self.dir.join(INDEX_DIR)
+    }
+
+    /// Brings the replay index up to the end of the log (extending or rebuilding it) and returns
+    /// its head. `progress(records_indexed)` is called now and then while it works.
+    pub fn index(&self, mut progress: impl FnMut(u64, u64)) -> Result<IndexHead, AuditError> {
+        let last = self.last_seq()?;
+        let index_dir = self.index_dir();
+        let head: Option<IndexHead> =
+            read_bincode::<IndexHead>(&index_dir.join("head.bin")).filter(|h| h.format == INDEX_FORMAT);
+        // The head must describe a prefix of this log: its last record has the same hash.
+        let head = head.filter(|h| {
+            h.next_seq == 1 && h.last_hash == GENESIS_HASH
+                || (h.last_seq() <= last && matches!(self.record(h.last_seq()), Ok(Some(r)) if r.hash == h.last_hash))
+        });
+        if let Some(h) = &head {
+            if h.last_seq() == last {
+                return Ok(h.clone());
+            }
+        }
+        let resumed = head.and_then(|h| {
+            read_bincode::<IndexState>(&index_dir.join("state.bin"))
+                .filter(|s| s.next_seq == h.next_seq && s.last_hash == h.last_hash)
+        });
+        let (mut index, mut last_hash, fresh) = match resumed {
+            Some(s) => (s.index, s.last_hash, false),
+            None => (ReplayIndex::new(), GENESIS_HASH, true),
+        };
+        if fresh && index_dir.exists() {
+            std::fs::remove_dir_all(&index_dir).map_err(|e| self.io_error(e))?;
+        }
+        std::fs::create_dir_all(&index_dir).map_err(|e| self.io_error(e))?;
+        let from = index.next_seq();
+        let total = last + 1 - from;
+        let mut done = 0u64;
+        let mut gap = None;
+        for_each_record(&self.db, &self.dir, from, |_, record| {
+            if !verify_link(&last_hash, &record) {
+                return Err(LedgerError::ChainBroken { seq: record.seq });
+            }
+            if let Err(e) = index.add(record.seq, record.arrived_ms, &record.raw) {
+                gap = Some(e);
+                return Err(LedgerError::ChainBroken { seq: record.seq });
+            }
+            last_hash = record.hash;
+            done += 1;
+            if done.is_multiple_of(16_384) {
+                progress(done, total);
+            }
+            Ok(())
+        })
+        .map_err(|e| match gap.take() {
+            Some(gap) => AuditError::Gap(gap),
+            None => AuditError::Ledger(e),
+        })?;
+        progress(done, total);
+        // Period files first, the head last: the head is what says how far the index goes.
+        let encode = |e: bincode::Error| self.io_error(std::io::Error::other(e.to_string()));
+        for period in index.take_dirty() {
+            let file = index.period_file(period);
+            let bytes = bincode::serialize(&file).map_err(encode)?;
+            write_atomically(&index_dir.join(period_file_name(period)), &bytes).map_err(|e| self.io_error(e))?;
+        }
+        let arrivals = bincode::serialize(index.arrivals()).map_err(encode)?;
+        write_atomically(&index_dir.join("arrivals.bin"), &arrivals).map_err(|e| self.io_error(e))?;
+        let head = IndexHead {
+            format: INDEX_FORMAT,
+            next_seq: index.next_seq(),
+            last_hash,
+            globals: index.globals().to_vec(),
+            schemes: index.schemes().to_vec(),
+        };
+        let state = IndexState { next_seq: index.next_seq(), last_hash, index };
+        write_atomically(&index_dir.join("state.bin"), &bincode::serialize(&state).map_err(encode)?)
+            .map_err(|e| self.io_error(e))?;
+        write_atomically(&index_dir.join("head.bin"), &bincode::serialize(&head).map_err(encode)?)
+            .map_err(|e| self.io_error(e))?;
+        Ok(head)
+    }
+
+    fn io_error(&self, source: std::io::Error) -> AuditError {
+        AuditError::IndexWrite { dir: self.index_dir(), source }
+    }
+
+    /// The records one period depends on (besides the global ones), from its index file. A
+    /// period the index has no file for has no records.
+    pub fn period_records(&self, period: Period) -> Result<PeriodRecords, AuditError> {
+        let path = self.index_dir().join(period_file_name(period));
+        if !path.exists() {
+            return Ok(PeriodRecords::default());
+        }
+        read_bincode(&path).ok_or_else(|| AuditError::IndexRead(self.index_dir()))
+    }
+
+    /// The whole index, for lookups by deal, payment or record (explain). Call after
+    /// [`index`](Self::index).
+    pub fn full_index(&self) -> Result<ReplayIndex, AuditError> {
+        read_bincode::<IndexState>(&self.index_dir().join("state.bin"))
+            .map(|s| s.index)
+            .ok_or_else(|| AuditError::IndexRead(self.index_dir()))
+    }
+
+    /// The last record received at or before `ms` (Unix milliseconds).
+    pub fn seq_received_by(&self, ms: i64) -> Result<u64, AuditError> {
+        let arrivals: Vec<i64> = read_bincode(&self.index_dir().join("arrivals.bin"))
+            .ok_or_else(|| AuditError::IndexRead(self.index_dir()))?;
+        Ok(arrivals.iter().take_while(|&&a| a <= ms).count() as u64)
+    }
+
+    /// Calls `f` with each selected record, in order, reading each chunk once.
+    fn read_selected(
+        &self,
+        seqs: &[u64],
+        mut f: impl FnMut(&LogRecord) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
+        let mut chunk: Vec<LogRecord> = Vec::new();
+        for &seq in seqs {
+            let in_chunk = chunk.first().is_some_and(|r| r.seq <= seq) && chunk.last().is_some_and(|r| r.seq >= seq);
+            if !in_chunk {
+                let found = self.db.range(log_key(0)..=log_key(seq)).next_back();
+                let Some(found) = found else {
+                    return Err(LedgerError::Decode(format!("log record {seq} is missing")));
+                };
+                let (key, value) = found.map_err(store_error(&self.dir))?;
+                chunk = decode_stored_chunk(seq_of_key(&key), &value)?;
+            }
+            match chunk.binary_search_by_key(&seq, |r| r.seq) {
+                Ok(i) => f(&chunk[i])?,
+                Err(_) => return Err(LedgerError::Decode(format!("log record {seq} is missing"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Folds the selected records into a fresh state, in log order. With `what_if`, every
+    /// `scheme.activated` record (their seqs are `schemes`) is replaced by that scheme.
+    /// `keep` chooses which booked entries to return (a full replay keeps one period's).
+    pub fn fold(
+        &self,
+        selection: Selection<'_>,
+        schemes: &[u64],
+        what_if: Option<&Scheme>,
+        keep: impl Fn(&Entry) -> bool,
+        mut progress: impl FnMut(u64),
+    ) -> Result<Replayed, LedgerError> {
+        let schemes: BTreeSet<u64> = schemes.iter().copied().collect();
+        let mut state = LedgerState::new();
+        let mut entries = Vec::new();
+        let mut folded_count = 0u64;
+        let mut fold_one = |record: &LogRecord| -> Result<(), LedgerError> {
+            let replaced;
+            let raw: &[u8] = match what_if {
+                Some(scheme) if schemes.contains(&record.seq) => {
+                    replaced = scheme_activation_record(scheme, record.seq);
+                    &replaced
+                }
+                _ => &record.raw,
+            };
+            let folded = state.replay_selected(record.seq, raw)?;
+            for f in folded {
+                if let Outcome::Applied { entries: booked } = f.outcome {
+                    for entry in booked.into_iter().filter(|e| keep(e)) {
+                        entries.push(AppliedEntry {
+                            entry,
+                            applied_at: record.seq,
+                            scheme: state.scheme_shared(),
+                            scheme_seq: state.scheme_seq(),
+                        });
+                    }
+                }
+            }
+            folded_count += 1;
+            if folded_count.is_multiple_of(65_536) {
+                progress(folded_count);
+            }
+            Ok(())
+        };
+        match selection {
+            Selection::All { until } => for_each_record(&self.db, &self.dir, 1, |_, record| {
+                if record.seq > until {
+                    return Ok(());
+                }
+                fold_one(&record)
+            })?,
+            Selection::Seqs(seqs) => self.read_selected(seqs, fold_one)?,
+        }
+        progress(folded_count);
+        Ok(Replayed { state, entries, records_folded: folded_count })
+    }
+}
+
+/// The seqs to fold for one period: the global records and the period's own, up to `until`,
+/// for one manager or all.
+pub fn period_selection(head: &IndexHead, records: &PeriodRecords, manager: Option<&str>, until: u64) -> Vec<u64> {
+    let mut seqs: Vec<u64> = head.globals.iter().copied().filter(|&s| s <= until).collect();
+    seqs.extend(records.seqs(manager, until));
+    seqs.sort_unstable();
+    seqs.dedup();
+    seqs
+}

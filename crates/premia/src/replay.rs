@@ -1,0 +1,675 @@
+//! `premia replay` and `premia explain`: the auditor's view, folded again from the raw log.
+//!
+//! Statements are built by the same core function (`LedgerState::statement`) and printed by the
+//! same renderers as `premia statement`, so the two cannot drift apart in shape.
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use premia_core::audit::{self, EntryExplanation, ManagerChange, ManagerComparison};
+use premia_core::fold::{Entry, EntryDetail};
+use premia_core::money::{fixed_text, money_grouped};
+use premia_core::statement::EntryView;
+use premia_core::{Period, Scheme, Statement};
+use premia_ledger::replay::{period_selection, AuditLog, IndexHead, Replayed, Selection};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::cli::{ExplainArgs, Format, ReplayArgs, StatementFormat};
+use crate::commands::progress_bar;
+use crate::render;
+
+fn parse_period(text: &str) -> anyhow::Result<Period> {
+    Period::parse(text)
+        .with_context(|| format!("{text:?} is not a period; write a calendar month as YYYY-MM, such as 2026-11"))
+}
+
+fn parse_day(text: &str, flag: &str) -> anyhow::Result<time::Date> {
+    premia_core::calendar::parse_date(text)
+        .with_context(|| format!("{flag} {text:?} is not a date; write YYYY-MM-DD, such as 2026-11-01"))
+}
+
+/// The periods asked for: one, or every month the dates from..=to overlap.
+fn periods_of(args: &ReplayArgs) -> anyhow::Result<Vec<Period>> {
+    if let Some(p) = &args.period {
+        return Ok(vec![parse_period(p)?]);
+    }
+    let (Some(from), Some(to)) = (&args.from, &args.to) else {
+        bail!("say which period to replay: --period YYYY-MM, or --from YYYY-MM-DD --to YYYY-MM-DD");
+    };
+    let (from, to) = (Period::of(parse_day(from, "--from")?), Period::of(parse_day(to, "--to")?));
+    if from > to {
+        bail!("--from is after --to; give the earlier date first");
+    }
+    let mut periods = vec![from];
+    while let Some(&last) = periods.last() {
+        if last >= to || periods.len() > 1200 {
+            break;
+        }
+        periods.push(last.next());
+    }
+    Ok(periods)
+}
+
+/// Opens the log and brings the replay index up to date, with a progress bar on a terminal.
+fn open_indexed(data_dir: &Path, command: &str) -> anyhow::Result<(AuditLog, IndexHead)> {
+    let log = AuditLog::open(data_dir, command)?;
+    let bar = progress_bar(None, "indexing the log for replay");
+    let head = log.index(|done, _| bar.set_position(done))?;
+    bar.finish_and_clear();
+    Ok((log, head))
+}
+
+/// A moment: a log seq, or an RFC 3339 time (the last record received by then).
+fn moment(log: &AuditLog, text: &str, end: u64, flag: &str) -> anyhow::Result<u64> {
+    if let Ok(seq) = text.parse::<u64>() {
+        if seq > end {
+            bail!("{flag} {seq} is past the end of the log (its last record is seq {end}); give a seq up to {end}, or leave {flag} out for the whole log");
+        }
+        return Ok(seq);
+    }
+    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).with_context(|| {
+        format!("{flag} {text:?} is neither a log seq nor an RFC 3339 time such as 2026-12-05T00:00:00Z")
+    })?;
+    let ms = i64::try_from(at.unix_timestamp_nanos().div_euclid(1_000_000)).unwrap_or(i64::MAX);
+    Ok(log.seq_received_by(ms)?)
+}
+
+fn load_scheme(file: &Path) -> anyhow::Result<Scheme> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read {}; check the path and that it is readable", file.display()))?;
+    Scheme::from_toml(&text).map_err(|p| {
+        anyhow::anyhow!(
+            "{} is not a valid scheme:\n  - {}\n`premia scheme show --default` prints one to start from",
+            file.display(),
+            p.0.join("\n  - ")
+        )
+    })
+}
+
+struct PeriodReplay {
+    statement: Statement,
+    replayed: Replayed,
+}
+
+struct Replayer<'a> {
+    log: &'a AuditLog,
+    head: &'a IndexHead,
+    manager: Option<&'a str>,
+    full: bool,
+    folded: u64,
+}
+
+impl Replayer<'_> {
+    /// Folds what `period` depends on up to `until` (under `what_if` when given) and builds its
+    /// statement. Entries of other periods dated in this one are kept too (for diffs).
+    fn period(&mut self, period: Period, until: u64, what_if: Option<&Scheme>) -> anyhow::Result<PeriodReplay> {
+        let keep = |e: &Entry| e.period == period || e.adjustment_of == Some(period);
+        let replayed = if self.full {
+            let bar = progress_bar(None, "replaying the whole log");
+            let r = self.log.fold(Selection::All { until }, &self.head.schemes, what_if, keep, |n| bar.set_position(n));
+            bar.finish_and_clear();
+            r
+        } else {
+            let records = self.log.period_records(period)?;
+            let seqs = period_selection(self.head, &records, self.manager, until);
+            let bar = progress_bar(None, &format!("replaying {period}"));
+            let r = self.log.fold(Selection::Seqs(&seqs), &self.head.schemes, what_if, keep, |n| bar.set_position(n));
+            bar.finish_and_clear();
+            r
+        };
+        let replayed = match what_if {
+            Some(scheme) => replayed.with_context(|| {
+                format!("the log cannot be folded under the what-if scheme {:?}; a scheme with another currency or stricter limits refuses the log's events", scheme.name)
+            })?,
+            None => replayed?,
+        };
+        self.folded += replayed.records_folded;
+        let mut statement = replayed.state.statement(period, self.manager, &replayed.entries_of(period));
+        // A closed period's seal, as `premia statement` prints it (none under a what-if scheme:
+        // its entries are not the ledger's).
+        if what_if.is_none() {
+            statement.seal = self.seal(period, until, &replayed)?.map(|s| s.view());
+        }
+        Ok(PeriodReplay { statement, replayed })
+    }
+
+    /// The seal digests every entry of the period, so a replay restricted to one manager folds
+    /// the period again for all of them first.
+    fn seal(
+        &mut self,
+        period: Period,
+        until: u64,
+        replayed: &Replayed,
+    ) -> anyhow::Result<Option<premia_core::seal::Seal>> {
+        let Some(&closed_seq) = replayed.state.closed_periods().get(&period) else { return Ok(None) };
+        let Some(record) = self.log.record(closed_seq)? else {
+            bail!("log record {closed_seq}, which closed {period}, is missing; run `premia verify`")
+        };
+        let entries = if self.manager.is_some() && !self.full {
+            let records = self.log.period_records(period)?;
+            let seqs = period_selection(self.head, &records, None, until);
+            let all = self.log.fold(
+                Selection::Seqs(&seqs),
+                &self.head.schemes,
+                None,
+                |e: &Entry| e.period == period,
+                |_| {},
+            )?;
+            self.folded += all.records_folded;
+            all.entries_of(period)
+        } else {
+            replayed.entries_of(period)
+        };
+        Ok(Some(premia_core::seal::seal(period, &entries, closed_seq, &record.hash)))
+    }
+}
+
+pub fn replay(data_dir: &Path, args: &ReplayArgs) -> anyhow::Result<ExitCode> {
+    let periods = periods_of(args)?;
+    let what_if = args.scheme.as_deref().map(load_scheme).transpose()?;
+    let started = Instant::now();
+    let (log, head) = open_indexed(data_dir, "replay")?;
+    let index_ms = started.elapsed().as_millis();
+    let end = head.last_seq();
+    let until = match &args.as_of {
+        Some(text) => moment(&log, text, end, "--as-of")?,
+        None => end,
+    };
+    let mut replayer =
+        Replayer { log: &log, head: &head, manager: args.manager.as_deref(), full: args.full, folded: 0 };
+    let fold_started = Instant::now();
+    let mut out = io::stdout().lock();
+    if let Some(text) = &args.diff_as_of {
+        let from = moment(&log, text, end, "--diff-as-of")?;
+        if from > until {
+            bail!("--diff-as-of {from} is after the moment compared with ({until}); give the earlier moment to --diff-as-of");
+        }
+        let mut diffs = Vec::new();
+        for &period in &periods {
+            let before = replayer.period(period, from, None)?;
+            let after = replayer.period(period, until, None)?;
+            diffs.push(period_diff(period, from, until, &before, &after, args.manager.as_deref()));
+        }
+        match args.format {
+            StatementFormat::Json => write_json(&mut out, &diffs, args.period.is_some())?,
+            StatementFormat::Text => {
+                for d in &diffs {
+                    diff_text(d, &mut out)?;
+                }
+            }
+            StatementFormat::Csv => bail!("--diff-as-of prints text or json; use --format text or --format json"),
+        }
+    } else if let Some(scheme) = &what_if {
+        let mut comparisons = Vec::new();
+        let mut statements = Vec::new();
+        for &period in &periods {
+            let what = replayer.period(period, until, Some(scheme))?.statement;
+            if args.compare {
+                let actual = replayer.period(period, until, None)?.statement;
+                comparisons.push(Comparison {
+                    period: what.period.clone(),
+                    scheme: scheme.name.clone(),
+                    as_of_seq: until,
+                    managers: audit::compare(&actual, &what),
+                    changes: audit::statement_changes(&actual, &what),
+                });
+            }
+            statements.push(what);
+        }
+        if args.compare {
+            match args.format {
+                StatementFormat::Json => write_json(&mut out, &comparisons, args.period.is_some())?,
+                StatementFormat::Text => {
+                    for c in &comparisons {
+                        comparison_text(c, &mut out)?;
+                    }
+                }
+                StatementFormat::Csv => bail!("--compare prints text or json; use --format text or --format json"),
+            }
+        } else {
+            if args.format == StatementFormat::Text {
+                writeln!(
+                    out,
+                    "What-if: the log folded under scheme {:?} in place of the schemes it activated; nothing was written.\n",
+                    scheme.name
+                )?;
+            }
+            write_statements(&mut out, &statements, args.format, args.period.is_some())?;
+        }
+    } else {
+        let mut statements = Vec::new();
+        for &period in &periods {
+            statements.push(replayer.period(period, until, None)?.statement);
+        }
+        if args.format == StatementFormat::Text {
+            let moment = if until == end { "the end of the log".to_string() } else { "--as-of".to_string() };
+            writeln!(out, "Replayed from the raw log up to seq {until} ({moment}).\n")?;
+        }
+        write_statements(&mut out, &statements, args.format, args.period.is_some())?;
+    }
+    if args.stats {
+        eprintln!(
+            "{}",
+            json!({"log_records": end, "until_seq": until, "records_folded": replayer.folded,
+                   "index_ms": index_ms as u64, "fold_ms": fold_started.elapsed().as_millis() as u64,
+                   "full": args.full})
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One value as pretty JSON (as `premia statement` prints it), or several as a JSON array.
+fn write_json<T: Serialize>(out: &mut impl Write, items: &[T], single: bool) -> anyhow::Result<()> {
+    match (single, items) {
+        (true, [one]) => writeln!(out, "{}", serde_json::to_string_pretty(one)?)?,
+        _ => writeln!(out, "{}", serde_json::to_string_pretty(items)?)?,
+    }
+    Ok(())
+}
+
+fn write_statements(
+    out: &mut impl Write,
+    statements: &[Statement],
+    format: StatementFormat,
+    single: bool,
+) -> anyhow::Result<()> {
+    match format {
+        StatementFormat::Json => write_json(out, statements, single)?,
+        StatementFormat::Text => {
+            for (i, s) in statements.iter().enumerate() {
+                if i > 0 {
+                    writeln!(out)?;
+                }
+                render::statement_text(s, out)?;
+            }
+        }
+        StatementFormat::Csv => {
+            for (i, s) in statements.iter().enumerate() {
+                let mut buffer = Vec::new();
+                render::statement_csv(s, &mut buffer)?;
+                // One header for all periods.
+                let skip = if i == 0 { 0 } else { buffer.iter().position(|&b| b == b'\n').map_or(0, |n| n + 1) };
+                out.write_all(&buffer[skip..])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Booked {
+    period: String,
+    manager_id: String,
+    #[serde(flatten)]
+    entry: EntryView,
+}
+
+#[derive(Serialize)]
+struct PeriodDiff {
+    period: String,
+    from_seq: u64,
+    to_seq: u64,
+    status_before: &'static str,
+    status_after: &'static str,
+    managers: Vec<ManagerChange>,
+    /// Facts dated in this period that were booked, after `from_seq`, in a later period
+    /// because this one was closed (prior-period adjustments).
+    booked_elsewhere: Vec<Booked>,
+}
+
+fn period_diff(
+    period: Period,
+    from: u64,
+    to: u64,
+    before: &PeriodReplay,
+    after: &PeriodReplay,
+    manager: Option<&str>,
+) -> PeriodDiff {
+    let elsewhere = |r: &PeriodReplay| -> Vec<(u64, String, String)> {
+        r.replayed
+            .entries
+            .iter()
+            .filter(|a| a.entry.period != period && a.entry.adjustment_of == Some(period))
+            .filter(|a| manager.is_none_or(|m| &*a.entry.manager_id == m))
+            .map(|a| (a.entry.seq, a.entry.kind.as_str().to_string(), a.entry.manager_id.to_string()))
+            .collect()
+    };
+    let known = elsewhere(before);
+    let booked_elsewhere = after
+        .replayed
+        .entries
+        .iter()
+        .filter(|a| a.entry.period != period && a.entry.adjustment_of == Some(period))
+        .filter(|a| manager.is_none_or(|m| &*a.entry.manager_id == m))
+        .filter(|a| !known.contains(&(a.entry.seq, a.entry.kind.as_str().to_string(), a.entry.manager_id.to_string())))
+        .map(|a| Booked {
+            period: a.entry.period.to_string(),
+            manager_id: a.entry.manager_id.to_string(),
+            entry: after.replayed.state.entry_view(&a.entry),
+        })
+        .collect();
+    PeriodDiff {
+        period: period.to_string(),
+        from_seq: from,
+        to_seq: to,
+        status_before: before.statement.status,
+        status_after: after.statement.status,
+        managers: audit::statement_changes(&before.statement, &after.statement),
+        booked_elsewhere,
+    }
+}
+
+fn signed(d: rust_decimal::Decimal) -> String {
+    if d >= rust_decimal::Decimal::ZERO {
+        format!("+{}", money_grouped(d))
+    } else {
+        money_grouped(d)
+    }
+}
+
+fn diff_text(d: &PeriodDiff, out: &mut impl Write) -> io::Result<()> {
+    writeln!(out, "Period {}: as of seq {} -> as of seq {}", d.period, d.from_seq, d.to_seq)?;
+    if d.status_before != d.status_after {
+        writeln!(out, "  status {} -> {}", d.status_before, d.status_after)?;
+    }
+    if d.managers.is_empty() && d.booked_elsewhere.is_empty() && d.status_before == d.status_after {
+        writeln!(out, "  No change.")?;
+    }
+    for m in &d.managers {
+        writeln!(
+            out,
+            "  {:<24} total {} -> {} ({})",
+            m.manager_id,
+            money_grouped(m.before.total),
+            money_grouped(m.after.total),
+            signed(m.change.total)
+        )?;
+        for (name, b, a, c) in [
+            ("commission", m.before.commission, m.after.commission, m.change.commission),
+            ("clawback", m.before.clawback, m.after.clawback, m.change.clawback),
+            ("fines", m.before.fines, m.after.fines, m.change.fines),
+            ("plan bonus", m.before.plan_bonus, m.after.plan_bonus, m.change.plan_bonus),
+        ] {
+            if !c.is_zero() {
+                writeln!(out, "    {name} {} -> {} ({})", money_grouped(b), money_grouped(a), signed(c))?;
+            }
+        }
+        if m.plan_before != m.plan_after {
+            let plan = |p: &Option<premia_core::statement::PlanView>| match p {
+                Some(p) => format!(
+                    "actual {} of {} ({} %), bonus {} {}",
+                    money_grouped(p.actual),
+                    money_grouped(p.target),
+                    fixed_text(p.achievement * rust_decimal::Decimal::ONE_HUNDRED, 2),
+                    money_grouped(p.bonus),
+                    p.status
+                ),
+                None => "none".to_string(),
+            };
+            writeln!(out, "    plan: {} -> {}", plan(&m.plan_before), plan(&m.plan_after))?;
+        }
+        for e in &m.entries_added {
+            writeln!(out, "    + seq {:<8} {}", e.event.seq, e.explanation)?;
+        }
+        for e in &m.entries_removed {
+            writeln!(out, "    - seq {:<8} {}", e.event.seq, e.explanation)?;
+        }
+    }
+    if !d.booked_elsewhere.is_empty() {
+        writeln!(out, "  Dated in {} but booked in a later period (it was closed):", d.period)?;
+        for b in &d.booked_elsewhere {
+            writeln!(
+                out,
+                "    {} {:<16} seq {:<8} {}",
+                b.period, b.manager_id, b.entry.event.seq, b.entry.explanation
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Comparison {
+    period: String,
+    scheme: String,
+    as_of_seq: u64,
+    managers: Vec<ManagerComparison>,
+    /// Per manager, the entries that differ: `entries_removed` as the log's schemes booked
+    /// them, `entries_added` as the what-if scheme books them.
+    changes: Vec<ManagerChange>,
+}
+
+fn comparison_text(c: &Comparison, out: &mut impl Write) -> io::Result<()> {
+    writeln!(out, "Period {}: the log's schemes vs what-if scheme {:?} (nothing written)", c.period, c.scheme)?;
+    writeln!(out, "  {:<24} {:>16} {:>16} {:>14}", "manager", "actual", "what-if", "difference")?;
+    let mut sums = [rust_decimal::Decimal::ZERO; 3];
+    for m in &c.managers {
+        writeln!(
+            out,
+            "  {:<24} {:>16} {:>16} {:>14}",
+            m.manager_id,
+            money_grouped(m.actual.total),
+            money_grouped(m.what_if.total),
+            signed(m.difference.total)
+        )?;
+        sums[0] += m.actual.total;
+        sums[1] += m.what_if.total;
+        sums[2] += m.difference.total;
+    }
+    writeln!(
+        out,
+        "  {:<24} {:>16} {:>16} {:>14}",
+        "all",
+        money_grouped(sums[0]),
+        money_grouped(sums[1]),
+        signed(sums[2])
+    )?;
+    let changed: usize = c.changes.iter().map(|m| m.entries_added.len() + m.entries_removed.len()).sum();
+    if changed > 0 {
+        writeln!(out, "  Entries that change:")?;
+    }
+    for m in &c.changes {
+        for e in &m.entries_removed {
+            writeln!(out, "    {:<16} seq {:<8} actual  {}", m.manager_id, e.event.seq, e.explanation)?;
+        }
+        for e in &m.entries_added {
+            writeln!(out, "    {:<16} seq {:<8} what-if {}", m.manager_id, e.event.seq, e.explanation)?;
+        }
+    }
+    Ok(())
+}
+
+/// `source`, `id` and `type` of a log record, for naming the events an entry depends on.
+fn event_names(log: &AuditLog, seq: u64) -> anyhow::Result<Value> {
+    let record = log.record(seq)?.with_context(|| format!("log record {seq} is missing"))?;
+    let v: Value = serde_json::from_slice(&record.raw).unwrap_or(Value::Null);
+    Ok(json!({
+        "seq": seq,
+        "source": v.get("source").cloned().unwrap_or(Value::Null),
+        "id": v.get("id").cloned().unwrap_or(Value::Null),
+        "type": v.get("type").cloned().unwrap_or(Value::Null),
+        "arrived": render::rfc3339(record.arrived_ms),
+    }))
+}
+
+/// Which entries of a fold an explanation is about.
+type EntryFilter = Box<dyn Fn(&Entry) -> bool>;
+
+pub fn explain(data_dir: &Path, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
+    let (log, head) = open_indexed(data_dir, "explain")?;
+    let end = head.last_seq();
+    let mut index = log.full_index()?;
+    let manager = args.manager.as_deref();
+    // Which records to fold, and which of the entries they book to explain.
+    let mut entry_seq = None;
+    let (seqs, subject, keep): (Vec<u64>, String, EntryFilter) = if let Some(text) = &args.entry {
+        let digits = text.trim_start_matches("seq").trim_start_matches([':', ' ']);
+        let seq: u64 = digits.parse().with_context(|| {
+            format!(
+                "{text:?} is not an entry ref; give the seq a statement shows beside the entry, such as 123 or seq:123"
+            )
+        })?;
+        if seq == 0 || seq > end {
+            bail!("there is no log record {seq}; the log runs from seq 1 to {end}");
+        }
+        entry_seq = Some(seq);
+        let closed = index.closes().iter().find(|(_, &s)| s == seq).map(|(p, _)| *p);
+        let seqs = match closed {
+            // A close books every plan bonus of its period from the whole period's books.
+            Some(period) => period_selection(&head, &log.period_records(period)?, manager, seq),
+            None => {
+                let mut s = index.component_of_record(seq);
+                s.extend(head.globals.iter().copied());
+                s.sort_unstable();
+                s.dedup();
+                s
+            }
+        };
+        (seqs, format!("log record {seq}"), Box::new(move |e: &Entry| e.seq == seq))
+    } else if let Some(id) = &args.payment {
+        let mut s = index.component_of_key(&format!("p:{id}"));
+        if s.is_empty() {
+            bail!("no payment {id:?} is in the log; check the id (payment_id of payment.received)");
+        }
+        s.extend(head.globals.iter().copied());
+        s.sort_unstable();
+        s.dedup();
+        let id = id.clone();
+        let keep = move |e: &Entry| match &e.detail {
+            EntryDetail::Commission { payment_id, .. } | EntryDetail::Clawback { payment_id, .. } => {
+                **payment_id == *id
+            }
+            _ => false,
+        };
+        (s, format!("payment {}", args.payment.as_deref().unwrap_or_default()), Box::new(keep))
+    } else if let Some(id) = &args.deal {
+        let mut s = index.component_of_key(&format!("d:{id}"));
+        if s.is_empty() {
+            bail!("no deal {id:?} is in the log; check the id (deal_id of deal.created)");
+        }
+        s.extend(head.globals.iter().copied());
+        s.sort_unstable();
+        s.dedup();
+        let id = id.clone();
+        let keep = move |e: &Entry| match &e.detail {
+            EntryDetail::Commission { deal_id, .. }
+            | EntryDetail::Clawback { deal_id, .. }
+            | EntryDetail::Fine { deal_id } => **deal_id == *id,
+            EntryDetail::PlanBonus(_) => false,
+        };
+        (s, format!("deal {}", args.deal.as_deref().unwrap_or_default()), Box::new(keep))
+    } else {
+        bail!("say what to explain: an entry's seq, --payment ID or --deal ID");
+    };
+    let replayed = log.fold(Selection::Seqs(&seqs), &head.schemes, None, |e| keep(e), |_| {})?;
+    let state = &replayed.state;
+    let explanations: Vec<EntryExplanation> = replayed
+        .entries
+        .iter()
+        .filter(|a| manager.is_none_or(|m| &*a.entry.manager_id == m))
+        .map(|a| audit::explain_entry(state, &a.entry, a.applied_at, &a.scheme, a.scheme_seq))
+        .collect();
+    // What became of the subject's records that booked nothing: rejected by a rule, or parked.
+    let mut outcomes = Vec::new();
+    for seq in seqs.iter().filter(|s| !head.globals.contains(s)) {
+        if let Some((event_type, rejection)) = state.rejected_by_rule().get(seq) {
+            outcomes.push(json!({"seq": seq, "type": event_type.as_str(), "outcome": "rejected",
+                                 "reason": rejection.reason.code(), "message": rejection.message}));
+        } else if let Some(parked) = state.parked().get(seq) {
+            outcomes.push(json!({"seq": seq, "type": parked.event.data.event_type().as_str(), "outcome": "parked",
+                                 "waits_for": parked.waits_for.to_string()}));
+        }
+    }
+    let mut items = Vec::new();
+    for x in &explanations {
+        let mut events = Vec::new();
+        for link in &x.depends_on {
+            let mut names = event_names(&log, link.seq)?;
+            names["role"] = json!(link.role);
+            events.push(names);
+        }
+        let scheme_event = match x.scheme.seq {
+            Some(seq) => event_names(&log, seq)?,
+            None => Value::Null,
+        };
+        let mut v = serde_json::to_value(x)?;
+        v["events"] = Value::Array(events);
+        v["scheme"]["event"] = scheme_event;
+        items.push(v);
+    }
+    let mut out = io::stdout().lock();
+    match args.format {
+        Format::Json => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&json!({"subject": subject, "entries": items, "unbooked": outcomes}))?
+        )?,
+        Format::Text => {
+            if items.is_empty() {
+                let what = match entry_seq {
+                    Some(seq) => {
+                        let names = event_names(&log, seq).unwrap_or(Value::Null);
+                        format!(
+                            " ({} {} {}); deals, plans, late notices and events a rule refused or that still wait book nothing",
+                            names["type"].as_str().unwrap_or("?"),
+                            names["source"].as_str().unwrap_or("?"),
+                            names["id"].as_str().unwrap_or("?")
+                        )
+                    }
+                    None => String::new(),
+                };
+                writeln!(out, "No entry was booked for {subject}{what}.")?;
+            }
+            for (x, v) in explanations.iter().zip(&items) {
+                writeln!(
+                    out,
+                    "{} {} {} for {} in {} (ledger seq {}{})",
+                    x.entry.kind,
+                    money_grouped(x.entry.amount),
+                    x.entry.event.id,
+                    x.manager_id,
+                    x.period,
+                    x.entry.event.seq,
+                    if x.applied_at_seq != x.entry.event.seq {
+                        format!(", applied when seq {} arrived", x.applied_at_seq)
+                    } else {
+                        String::new()
+                    }
+                )?;
+                writeln!(out, "  {}", x.formula)?;
+                writeln!(out, "  rule: {}", x.rule)?;
+                match x.scheme.seq {
+                    Some(seq) => writeln!(out, "  scheme: {:?}, activated at ledger seq {seq}", x.scheme.name)?,
+                    None => writeln!(out, "  scheme: {:?} (built in)", x.scheme.name)?,
+                }
+                for e in v["events"].as_array().into_iter().flatten() {
+                    writeln!(
+                        out,
+                        "  {:<12} seq {:<8} {} {} ({}), received {}",
+                        e["role"].as_str().unwrap_or_default(),
+                        e["seq"],
+                        e["source"].as_str().unwrap_or_default(),
+                        e["id"].as_str().unwrap_or_default(),
+                        e["type"].as_str().unwrap_or_default(),
+                        e["arrived"].as_str().unwrap_or_default()
+                    )?;
+                }
+            }
+            for o in &outcomes {
+                writeln!(
+                    out,
+                    "seq {} {} was {}: {}",
+                    o["seq"],
+                    o["type"].as_str().unwrap_or_default(),
+                    o["outcome"].as_str().unwrap_or_default(),
+                    o["message"].as_str().or(o["waits_for"].as_str()).unwrap_or_default()
+                )?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
