@@ -247,7 +247,8 @@ pub struct ServeOptions {
     /// How long to wait for a message before checking whether the stream is drained, and how
     /// long to wait before retrying after NATS went away.
     pub idle_wait: Duration,
-    /// Store a snapshot after this many logged events.
+    /// Store a snapshot after this many logged events. Writing one holds up the fold (about a
+    /// second per million events held), and recovery folds at most this many events again.
     pub snapshot_every: u64,
     /// Publish the accrual feed (off for scratch runs such as the demo).
     pub feed: bool,
@@ -259,7 +260,7 @@ impl Default for ServeOptions {
             batch: 1000,
             drain: false,
             idle_wait: Duration::from_millis(500),
-            snapshot_every: 500_000,
+            snapshot_every: 2_000_000,
             feed: true,
         }
     }
@@ -396,7 +397,8 @@ pub async fn serve(
                 }
             }
         };
-        let (mut received, parser) = spawn_parser(messages, options.batch, ledger.state().scheme_shared());
+        let (scheme_sender, schemes) = tokio::sync::watch::channel(ledger.state().scheme_shared());
+        let (mut received, parser) = spawn_parser(messages, options.batch, schemes);
         loop {
             let idle = in_flight.is_none() && gathering.messages == 0;
             let waited = std::time::Instant::now();
@@ -442,6 +444,11 @@ pub async fn serve(
             let failure = chunk.failure.take();
             let folding = std::time::Instant::now();
             gather(ledger, &cursor_key, chunk, first_seq, &mut gathering, &mut report);
+            // The first event of an empty ledger logs the scheme (a new one in memory), as does
+            // an activation: parse what follows under it.
+            if !std::sync::Arc::ptr_eq(&scheme_sender.borrow(), &ledger.state().scheme_shared()) {
+                scheme_sender.send_replace(ledger.state().scheme_shared());
+            }
             report.timings.fold_ms += folding.elapsed().as_secs_f64() * 1e3;
             // Group commit: one batch at a time is being flushed; what arrives meanwhile
             // gathers and goes next. A full gathering waits for the flush in progress.
@@ -533,12 +540,15 @@ struct Received {
 fn spawn_parser(
     messages: consumer::pull::Stream,
     batch: usize,
-    scheme: std::sync::Arc<premia_core::Scheme>,
+    // The scheme in force, as the fold last saw it: an event parsed under another one is
+    // parsed again by the fold.
+    schemes: tokio::sync::watch::Receiver<std::sync::Arc<premia_core::Scheme>>,
 ) -> (tokio::sync::mpsc::Receiver<ParsedChunk>, tokio::task::JoinHandle<()>) {
     let (sender, receiver) = tokio::sync::mpsc::channel(2);
     let task = tokio::spawn(async move {
         let mut chunks = messages.ready_chunks(batch);
         while let Some(chunk) = chunks.next().await {
+            let scheme = schemes.borrow().clone();
             let parse = || {
                 let mut parsed = Vec::with_capacity(chunk.len());
                 let mut last = None;
