@@ -151,16 +151,25 @@ async fn run(args: &Args, url: &str, lines: Vec<Vec<u8>>) -> anyhow::Result<serd
     }))
 }
 
-/// (a): fetch and ack with no processing, acking once per batch (AckAll covers the batch).
-async fn raw_consumer(stream: &jetstream::stream::Stream, expected: u64, batch: usize) -> anyhow::Result<Rate> {
-    let consumer = stream
+/// A durable pull consumer from the start of the stream, acked once per batch.
+async fn durable_consumer(
+    stream: &jetstream::stream::Stream,
+    name: &str,
+    batch: usize,
+) -> anyhow::Result<consumer::PullConsumer> {
+    Ok(stream
         .create_consumer(consumer::pull::Config {
-            durable_name: Some("raw".into()),
+            durable_name: Some(name.into()),
             ack_policy: consumer::AckPolicy::All,
             max_ack_pending: (batch * 8) as i64,
             ..Default::default()
         })
-        .await?;
+        .await?)
+}
+
+/// (a): fetch and ack with no processing, acking once per batch (AckAll covers the batch).
+async fn raw_consumer(stream: &jetstream::stream::Stream, expected: u64, batch: usize) -> anyhow::Result<Rate> {
+    let consumer = durable_consumer(stream, "raw", batch).await?;
     let started = Instant::now();
     let mut messages = consumer.stream().max_messages_per_batch(batch).messages().await?;
     let mut received = 0u64;
@@ -221,14 +230,7 @@ async fn postgres_baseline(
          CREATE TABLE premia_bench.cursor (name text PRIMARY KEY, stream_seq bigint NOT NULL);",
     )
     .await?;
-    let consumer = stream
-        .create_consumer(consumer::pull::Config {
-            durable_name: Some("postgres".into()),
-            ack_policy: consumer::AckPolicy::All,
-            max_ack_pending: (batch * 8) as i64,
-            ..Default::default()
-        })
-        .await?;
+    let consumer = durable_consumer(stream, "postgres", batch).await?;
     let started = Instant::now();
     let mut messages = consumer.stream().max_messages_per_batch(batch).messages().await?;
     let mut state = LedgerState::new();
