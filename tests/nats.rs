@@ -187,6 +187,46 @@ fn a_nats_server_killed_and_restarted_mid_stream_loses_nothing() {
 }
 
 #[test]
+fn sigterm_stops_serve_after_the_batch_in_hand_with_status_0() {
+    use std::io::BufRead;
+
+    let server = NatsServer::start();
+    let work = tempfile::tempdir().unwrap();
+    premia(work.path(), &["publish", SEED, "--nats-url", &server.url()]);
+    let dir = work.path().join("ledger");
+    let mut child = Command::new(PREMIA)
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["serve", "--nats-url", &server.url()])
+        .env("RUST_LOG", "premia_nats=debug,premia=info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the log line of the first committed batch, then ask serve to stop.
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut lines = stderr.lines();
+    let committed = lines.by_ref().map_while(Result::ok).any(|l| l.contains("batch committed and acked"));
+    assert!(committed, "serve logged no committed batch");
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "serve exited with {status} after SIGTERM:\n{}", rest.join("\n"));
+    assert!(rest.iter().any(|l| l.contains("shutting down after the batch in hand")), "{rest:?}");
+
+    // Everything it took in is stored: the month's statements are the expected ones.
+    let expected: Value = serde_json::from_str(EXPECTED).unwrap();
+    let november: Value =
+        serde_json::from_slice(&premia(&dir, &["statement", "--period", "2026-11", "--format", "json"]).stdout)
+            .unwrap();
+    for m in november["managers"].as_array().unwrap() {
+        assert_eq!(m["total"], expected["statements"]["2026-11"][m["manager_id"].as_str().unwrap()]["total"]);
+    }
+    assert_eq!(november["managers"].as_array().unwrap().len(), 5);
+}
+
+#[test]
 fn the_feed_and_the_rejection_notices_say_what_happened() {
     use futures::StreamExt;
 
