@@ -21,6 +21,9 @@ A first tour:
   premia statement --period 2026-11             what every manager has earned in November
   premia close 2026-11                          close November: plan bonuses are booked
   premia rejected                               what was refused, and why
+  premia replay --period 2026-11 --as-of 40     November as the ledger knew it at log seq 40
+  premia verify                                 check that nobody edited history
+  premia serve                                  consume the NATS stream, publish the accrual feed
 
 The rules are the active scheme: `premia scheme show` prints it.";
 
