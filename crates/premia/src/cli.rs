@@ -222,6 +222,11 @@ pub struct ServeArgs {
     /// same either way).
     #[arg(long)]
     pub no_feed: bool,
+    /// Serve the HTTP API (statements, entries, rejected, pending, /healthz, /readyz, /metrics)
+    /// on this address, such as 127.0.0.1:8080. Off unless given here, by PREMIA_HTTP or by the
+    /// config file's [http] listen. Requests need a bearer token from [[http.tokens]].
+    #[arg(long, env = "PREMIA_HTTP", value_name = "ADDR")]
+    pub http: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
