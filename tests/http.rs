@@ -33,7 +33,7 @@ fn get(base: &str, path: &str, token: Option<&str>) -> (u16, String) {
 }
 
 /// The same, or the transport error (nothing listening yet).
-fn try_get(base: &str, path: &str, token: Option<&str>) -> Result<(u16, String), ureq::Error> {
+fn try_get(base: &str, path: &str, token: Option<&str>) -> Result<(u16, String), String> {
     let mut request = ureq::get(&format!("{base}{path}")).timeout(Duration::from_secs(15));
     if let Some(token) = token {
         request = request.set("Authorization", &format!("Bearer {token}"));
@@ -41,7 +41,7 @@ fn try_get(base: &str, path: &str, token: Option<&str>) -> Result<(u16, String),
     match request.call() {
         Ok(response) => Ok((response.status(), response.into_string().unwrap())),
         Err(ureq::Error::Status(status, response)) => Ok((status, response.into_string().unwrap())),
-        Err(e) => Err(e),
+        Err(e) => Err(e.to_string()),
     }
 }
 

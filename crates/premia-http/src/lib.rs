@@ -414,3 +414,91 @@ pub fn prometheus_text(report: &ServeReport, parked: u64, next_seq: u64) -> Stri
     metric("premia_ledger_records", "gauge", "Records in the ledger's log.", next_seq.saturating_sub(1));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use sha2::Digest;
+    use tower::ServiceExt;
+
+    const TOKEN: &str = "unit-test-admin";
+
+    fn tokens() -> Tokens {
+        let hash = hex::encode(sha2::Sha256::digest(TOKEN.as_bytes()));
+        Tokens::from_config(&[TokenConfig { sha256: hash, role: "admin".into() }]).unwrap()
+    }
+
+    async fn call(state: ApiState, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut request = Request::get(path);
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let response = router(state).oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    /// A real (empty) ledger answering queries on a thread of its own, as the serving loop
+    /// would between batches.
+    fn answering_loop(dir: &std::path::Path) -> tokio::sync::mpsc::Sender<premia_nats::Query> {
+        let ledger = Ledger::open(dir, &premia_ledger::LedgerOptions::default(), "test").unwrap();
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<premia_nats::Query>(4);
+        std::thread::spawn(move || {
+            let report = ServeReport::default();
+            while let Some(query) = receiver.blocking_recv() {
+                query(&ledger, &report);
+            }
+        });
+        sender
+    }
+
+    #[tokio::test]
+    async fn readyz_says_when_no_serving_loop_answers() {
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        drop(receiver);
+        let (status, body) = call(ApiState::new(sender, tokens(), None), "/readyz", None).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body["error"].as_str().unwrap().contains("serving loop is not running"), "{body}");
+        // Alive all the same.
+        let (sender, _receiver) = tokio::sync::mpsc::channel(1);
+        assert_eq!(call(ApiState::new(sender, tokens(), None), "/healthz", None).await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn an_empty_ledger_is_ready_and_knows_no_manager() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = ApiState::new(answering_loop(dir.path()), tokens(), None);
+        let (status, body) = call(state.clone(), "/readyz", None).await;
+        assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ready")), "{body}");
+        let (status, body) = call(state.clone(), "/v1/managers/M-1/statements/2026-11", Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        let (status, body) = call(state.clone(), "/v1/statements/11-2026", Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body["error"].as_str().unwrap().contains("YYYY-MM"));
+        let (status, body) = call(state.clone(), "/v1/statements/2026-11", Some(TOKEN)).await;
+        assert_eq!((status, body["managers"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)), "{body}");
+        let (status, _) = call(state, "/v1/statements/2026-11", Some("unit-test-admin ")).await;
+        assert_eq!(status, StatusCode::OK, "surrounding blanks of the header value are not part of the token");
+    }
+
+    #[test]
+    fn metrics_are_in_the_prometheus_text_format() {
+        let mut report = ServeReport::default();
+        report.counts.applied = 27;
+        report.batches = 3;
+        let text = prometheus_text(&report, 2, 30);
+        assert!(text.contains("# TYPE premia_events_applied_total counter\npremia_events_applied_total 27\n"));
+        assert!(text.contains("premia_events_parked 2\n"));
+        assert!(text.contains("premia_batches_total 3\n"));
+        assert!(text.contains("premia_ledger_records 29\n"));
+        // Every sample line is `name value` after its HELP and TYPE lines.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (name, value) = line.split_once(' ').unwrap();
+            assert!(name.starts_with("premia_") && value.parse::<u64>().is_ok(), "{line}");
+        }
+    }
+}
