@@ -255,3 +255,39 @@ fn the_http_api_serves_the_ledger_to_each_role_as_allowed() {
     assert_eq!(m2_entries["entries"], Value::Array(expected_entries));
     assert_eq!(cli(&["rejected", "--format", "json"]), rejected["items"]);
 }
+
+#[test]
+fn readyz_is_503_while_nats_is_away_and_200_once_it_is_back() {
+    let mut server = NatsServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("premia.toml");
+    std::fs::write(&config, format!("[[http.tokens]]\nsha256 = \"{}\"\nrole = \"admin\"\n", sha256_hex(ADMIN)))
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let address = format!("127.0.0.1:{port}");
+    let base = format!("http://{address}");
+    let stderr_path = work.path().join("serve.stderr");
+    let _serve = start_serve(&work.path().join("ledger"), &config, &server.url(), &address, &stderr_path);
+
+    let wait_for = |want: u16, what: &str| -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok((status, body)) = try_get(&base, "/readyz", None) {
+                if status == want {
+                    return serde_json::from_str(&body).unwrap();
+                }
+            }
+            assert!(Instant::now() < deadline, "/readyz never answered {want} {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for(200, "at the start");
+    server.kill();
+    let not_ready = wait_for(503, "with NATS killed");
+    assert_eq!(not_ready["status"], "not ready");
+    assert!(not_ready["error"].as_str().is_some_and(|e| e.contains("NATS")), "{not_ready}");
+    // Alive all the same: nothing for a liveness probe to restart.
+    assert_eq!(get(&base, "/healthz", None).0, 200);
+    server.restart();
+    wait_for(200, "after NATS came back");
+}

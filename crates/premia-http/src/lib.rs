@@ -79,7 +79,11 @@ impl ApiState {
     ) -> Result<T, ApiError> {
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let query: premia_nats::Query = Box::new(move |ledger, report| {
-            // The handler may have given up (timeout, client gone): nothing to do then.
+            // Queries wait in the channel while the loop is away (NATS down, a snapshot): one
+            // whose handler has given up meanwhile is not worth a read of the store.
+            if sender.is_closed() {
+                return;
+            }
             let _ = sender.send(f(ledger, report));
         });
         let asked = async {
