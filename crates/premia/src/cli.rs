@@ -167,7 +167,8 @@ pub enum Command {
     /// fetched batch is folded, written as one sled batch with the stream position, flushed, and
     /// only then acked; a restart after a crash neither loses nor double-counts anything.
     /// Rejections are stored and also published to premia.rejected.<reason>. Stops on SIGINT or
-    /// SIGTERM after finishing the batch in hand.
+    /// SIGTERM after finishing the batch in hand. With --http ADDR it also serves the ledger over
+    /// HTTP to the bearer tokens of the config file's [[http.tokens]] (see deploy/premia.toml).
     Serve(ServeArgs),
 
     /// Publish JSON Lines to the events stream with Nats-Msg-Id set from each event's source and
