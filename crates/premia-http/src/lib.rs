@@ -192,6 +192,9 @@ pub fn router(state: ApiState) -> Router {
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "no such route; see docs/ARCHITECTURE.md for the API")
         })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "this route only answers GET")
+        })
         .with_state(state)
 }
 
@@ -485,6 +488,9 @@ mod tests {
         assert!(body["error"].as_str().unwrap().contains("YYYY-MM"));
         let (status, body) = call(state.clone(), "/v1/statements/2026-11", Some(TOKEN)).await;
         assert_eq!((status, body["managers"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)), "{body}");
+        let post = Request::post("/v1/statements/2026-11").body(Body::empty()).unwrap();
+        let response = router(state.clone()).oneshot(post).await.unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
         let (status, _) = call(state, "/v1/statements/2026-11", Some("unit-test-admin ")).await;
         assert_eq!(status, StatusCode::OK, "surrounding blanks of the header value are not part of the token");
     }
