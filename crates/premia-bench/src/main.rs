@@ -196,7 +196,7 @@ async fn serve_drain(
     let mut ledger = Ledger::open(dir.path(), &LedgerOptions::default(), "bench")?;
     let options = ServeOptions { batch, drain: true, feed, ..ServeOptions::default() };
     let started = Instant::now();
-    let report = premia_nats::serve(&mut ledger, client, settings, &options, std::future::pending()).await?;
+    let report = premia_nats::serve(&mut ledger, client, settings, &options, std::future::pending(), None).await?;
     let elapsed = started.elapsed();
     let total = report.counts.total() + report.skipped;
     Ok(Rate::new(total, elapsed))
@@ -451,10 +451,10 @@ async fn feed_latency(client: &async_nats::Client, args: &Args) -> anyhow::Resul
     let serve_settings = settings.clone();
     let server = tokio::spawn(async move {
         let options = ServeOptions { batch: 1000, ..ServeOptions::default() };
-        let report = premia_nats::serve(&mut ledger, &serve_client, &serve_settings, &options, async {
+        let stopped = async {
             let _ = stopped.await;
-        })
-        .await;
+        };
+        let report = premia_nats::serve(&mut ledger, &serve_client, &serve_settings, &options, stopped, None).await;
         (ledger, report)
     });
 

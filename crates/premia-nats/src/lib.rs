@@ -308,11 +308,32 @@ struct InFlight {
     drained: bool,
 }
 
+/// A read of the ledger asked from outside the serving loop (the HTTP API). The loop owns the
+/// ledger, so a reader hands it a closure, which the loop runs between batches with the ledger
+/// and its own counters; the closure sends its answer back however it likes (a oneshot).
+pub type Query = Box<dyn FnOnce(&Ledger, &ServeReport) + Send>;
+
 /// What woke the serving loop.
 enum Step {
     Flushed,
     Received(Option<Box<ParsedChunk>>),
+    Query(Query),
     Idle,
+}
+
+/// The next query, or never when no one can ask (no receiver, or every sender is gone), so the
+/// loop's select does not spin on a closed channel.
+async fn next_query(queries: &mut Option<tokio::sync::mpsc::Receiver<Query>>) -> Query {
+    match queries {
+        Some(receiver) => match receiver.recv().await {
+            Some(query) => query,
+            None => {
+                *queries = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
 }
 
 /// Messages folded into the ledger's memory but not yet handed to the writer. Chunks keep
@@ -342,6 +363,7 @@ pub async fn serve(
     settings: &StreamSettings,
     options: &ServeOptions,
     shutdown: impl std::future::Future<Output = ()>,
+    mut queries: Option<tokio::sync::mpsc::Receiver<Query>>,
 ) -> Result<ServeReport, NatsError> {
     let js = jetstream::new(client.clone());
     let cursor_key = cursor_name(settings);
@@ -407,6 +429,8 @@ pub async fn serve(
                 _ = &mut shutdown => break 'resume,
                 // A flush finished: ack and announce that batch, hand the writer the next.
                 _ = durable.changed(), if in_flight.is_some() => Step::Flushed,
+                // Ahead of new messages, so reads are not starved while a backlog is folded.
+                query = next_query(&mut queries) => Step::Query(query),
                 chunk = received.recv() => Step::Received(chunk.map(Box::new)),
                 _ = tokio::time::sleep(options.idle_wait), if idle => Step::Idle,
             };
@@ -417,6 +441,10 @@ pub async fn serve(
                         finish(ledger, &announcer, in_flight.take(), &mut report).await?;
                         in_flight = submit(ledger, &cursor_key, &mut gathering, options.feed)?;
                     }
+                    None
+                }
+                Step::Query(query) => {
+                    query(&*ledger, &report);
                     None
                 }
                 Step::Idle => {

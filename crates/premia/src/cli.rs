@@ -170,7 +170,8 @@ pub enum Command {
     /// fetched batch is folded, written as one sled batch with the stream position, flushed, and
     /// only then acked; a restart after a crash neither loses nor double-counts anything.
     /// Rejections are stored and also published to premia.rejected.<reason>. Stops on SIGINT or
-    /// SIGTERM after finishing the batch in hand.
+    /// SIGTERM after finishing the batch in hand. With --http ADDR it also serves the ledger over
+    /// HTTP to the bearer tokens of the config file's [[http.tokens]] (see deploy/premia.toml).
     Serve(ServeArgs),
 
     /// Publish JSON Lines to the events stream with Nats-Msg-Id set from each event's source and
@@ -225,6 +226,11 @@ pub struct ServeArgs {
     /// same either way).
     #[arg(long)]
     pub no_feed: bool,
+    /// Serve the HTTP API (statements, entries, rejected, pending, /healthz, /readyz, /metrics)
+    /// on this address, such as 127.0.0.1:8080. Off unless given here, by PREMIA_HTTP or by the
+    /// config file's [http] listen. Requests need a bearer token from [[http.tokens]].
+    #[arg(long, env = "PREMIA_HTTP", value_name = "ADDR")]
+    pub http: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }

@@ -1,5 +1,5 @@
 //! The optional config file (`--config FILE` or `PREMIA_CONFIG`): NATS connection settings for
-//! `premia serve` and `premia publish`. Flags and environment variables win over it.
+//! `premia serve` and `premia publish`, and the HTTP API's address and tokens. Flags and environment variables win over it.
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +13,9 @@ pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 pub struct ConfigFile {
     #[serde(default)]
     pub nats: NatsConfig,
+    /// The HTTP API of `premia serve`: `listen` and `[[http.tokens]]`.
+    #[serde(default)]
+    pub http: premia_http::HttpConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -49,6 +52,9 @@ mod tests {
         let config: ConfigFile = toml::from_str(sample).unwrap();
         assert_eq!(config.nats.url.as_deref(), Some("nats://127.0.0.1:4222"));
         assert_eq!(config.nats.stream.as_deref(), Some("PREMIA_EVENTS"));
+        // The sample's tokens must be accepted as they are written.
+        let tokens = premia_http::Tokens::from_config(&config.http.tokens).unwrap();
+        assert!(!tokens.is_empty());
     }
 
     #[test]

@@ -72,9 +72,18 @@ pub fn serve(data_dir: &Path, args: &ServeArgs, config: &ConfigFile) -> anyhow::
     };
     let options =
         ServeOptions { batch: args.batch as usize, drain: args.drain, feed: !args.no_feed, ..ServeOptions::default() };
+    let http = args.http.clone().or(config.http.listen.clone());
+    let tokens = premia_http::Tokens::from_config(&config.http.tokens)
+        .map_err(|e| anyhow::anyhow!("the config file's [http] section is not valid: {e}"))?;
     let report = runtime()?.block_on(async {
         let client = premia_nats::connect(&settings(&args.nats, config)).await?;
-        premia_nats::serve(&mut ledger, &client, &stream, &options, shutdown_signal()).await
+        let queries = match &http {
+            Some(address) => Some(start_http(address, tokens, &client).await?),
+            None => None,
+        };
+        premia_nats::serve(&mut ledger, &client, &stream, &options, shutdown_signal(), queries)
+            .await
+            .map_err(anyhow::Error::from)
     })?;
     match args.format {
         Format::Json => println!("{}", serde_json::to_string(&report.counts)?),
@@ -90,6 +99,32 @@ pub fn serve(data_dir: &Path, args: &ServeArgs, config: &ConfigFile) -> anyhow::
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Binds the HTTP API's address (so a taken port fails at once) and serves it on a task; the
+/// returned receiver goes to the serving loop, which answers the API's queries.
+async fn start_http(
+    address: &str,
+    tokens: premia_http::Tokens,
+    client: &async_nats::Client,
+) -> anyhow::Result<tokio::sync::mpsc::Receiver<premia_nats::Query>> {
+    let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {
+        format!("cannot listen for HTTP on {address}; free the port or give another address with --http HOST:PORT")
+    })?;
+    if tokens.is_empty() {
+        tracing::warn!(
+            "no [[http.tokens]] in the config file: every /v1 and /metrics request will be refused with 401"
+        );
+    }
+    let (sender, receiver) = tokio::sync::mpsc::channel(premia_http::QUERY_QUEUE);
+    let state = premia_http::ApiState::new(sender, tokens, Some(client.clone()));
+    tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "HTTP API listening");
+    tokio::spawn(async move {
+        if let Err(e) = premia_http::run(listener, state).await {
+            tracing::error!(error = %e, "the HTTP API stopped");
+        }
+    });
+    Ok(receiver)
 }
 
 pub fn publish(args: &PublishArgs, config: &ConfigFile) -> anyhow::Result<ExitCode> {
@@ -209,7 +244,7 @@ pub fn demo_through_nats(ledger: &mut Ledger, url: &str) -> anyhow::Result<(prem
     let report = runtime.block_on(async {
         let lines = crate::SEED_MONTH.lines().map(|l| Ok(l.as_bytes().to_vec()));
         premia_nats::publish_lines(&client, &stream, lines, 256, |_| {}).await?;
-        let report = premia_nats::serve(ledger, &client, &stream, &options, std::future::pending()).await;
+        let report = premia_nats::serve(ledger, &client, &stream, &options, std::future::pending(), None).await;
         // The demo's stream is scratch: remove it whether or not serving worked.
         let _ = async_nats::jetstream::new(client.clone()).delete_stream(&stream.stream).await;
         report

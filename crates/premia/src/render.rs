@@ -2,22 +2,13 @@
 
 use std::io::Write;
 
-use base64::Engine;
 use premia_core::money::{fixed_text, money_grouped, money_text};
-use premia_core::reject::Stage;
 use premia_core::Statement;
-use premia_ledger::{Ledger, Origin};
-use serde_json::{json, Value};
+use premia_ledger::Ledger;
 
 use crate::cli::Format;
 
-/// Unix milliseconds as an RFC 3339 UTC timestamp.
-pub fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| ms.to_string())
-}
+pub use premia_http::views::{rejections, rfc3339, RejectionItem};
 
 pub fn statement_text(s: &Statement, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out, "Statement {}  ({}, {})", s.period, s.status, s.currency)?;
@@ -107,72 +98,6 @@ pub fn statement_csv(s: &Statement, out: &mut impl Write) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// One rejected input, wherever it is kept: a line refused before the log (`rej:N`), or a
-/// logged event a rule refused when it was applied (`seq:N`).
-pub struct RejectionItem {
-    pub reference: String,
-    pub stage: Stage,
-    pub reason: &'static str,
-    pub message: String,
-    pub arrived_ms: i64,
-    pub origin: Origin,
-    pub raw: Vec<u8>,
-    /// Orders the listing by arrival: (log position, rejections before logged events at it).
-    order: (u64, u8, u64),
-}
-
-impl RejectionItem {
-    pub fn to_json(&self) -> Value {
-        let mut v = json!({
-            "ref": self.reference,
-            "stage": self.stage,
-            "reason": self.reason,
-            "message": self.message,
-            "arrived": rfc3339(self.arrived_ms),
-            "origin": self.origin.as_str(),
-            "raw_len": self.raw.len(),
-        });
-        match std::str::from_utf8(&self.raw) {
-            Ok(text) => v["raw"] = Value::String(text.to_string()),
-            Err(_) => v["raw_base64"] = Value::String(base64::engine::general_purpose::STANDARD.encode(&self.raw)),
-        }
-        v
-    }
-}
-
-pub fn rejections(ledger: &Ledger) -> anyhow::Result<Vec<RejectionItem>> {
-    let mut items = Vec::new();
-    for r in ledger.rejections()? {
-        items.push(RejectionItem {
-            reference: format!("rej:{}", r.id),
-            stage: r.reason.stage(),
-            reason: r.reason.code(),
-            message: r.message,
-            arrived_ms: r.arrived_ms,
-            origin: r.origin,
-            raw: r.raw,
-            order: (r.after_seq, 1, r.id),
-        });
-    }
-    for (seq, (_, rejection)) in ledger.state().rejected_by_rule() {
-        let record = ledger.record(*seq)?;
-        let (arrived_ms, origin, raw) =
-            record.map(|r| (r.arrived_ms, r.origin, r.raw)).unwrap_or((0, Origin::Ledger, Vec::new()));
-        items.push(RejectionItem {
-            reference: format!("seq:{seq}"),
-            stage: rejection.reason.stage(),
-            reason: rejection.reason.code(),
-            message: rejection.message.clone(),
-            arrived_ms,
-            origin,
-            raw,
-            order: (*seq, 0, 0),
-        });
-    }
-    items.sort_by_key(|i| i.order);
-    Ok(items)
-}
-
 pub fn rejections_text(items: &[RejectionItem], out: &mut impl Write) -> std::io::Result<()> {
     if items.is_empty() {
         return writeln!(out, "Nothing was rejected.");
@@ -200,18 +125,7 @@ pub fn rejections_text(items: &[RejectionItem], out: &mut impl Write) -> std::io
 
 pub fn pending(ledger: &Ledger, format: Format, out: &mut impl Write) -> anyhow::Result<()> {
     let parked = ledger.state().parked();
-    let rows: Vec<Value> = parked
-        .iter()
-        .map(|(seq, p)| {
-            json!({
-                "seq": seq,
-                "type": p.event.data.event_type().as_str(),
-                "source": &*p.event.source,
-                "id": &*p.event.id,
-                "waits_for": p.waits_for.to_string(),
-            })
-        })
-        .collect();
+    let rows = premia_http::views::pending_rows(ledger);
     match format {
         Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?,
         Format::Text => {

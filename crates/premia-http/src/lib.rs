@@ -1,0 +1,514 @@
+//! premia's HTTP API: statements, entries, rejections and parked events, health and metrics.
+//!
+//! The API does not own the ledger: `premia_nats::serve` does. Each handler sends the serving
+//! loop a closure (a [`premia_nats::Query`]) that computes the answer from `&Ledger` between
+//! batches and sends it back on a oneshot channel. Reads so see exactly what the loop has folded,
+//! need no lock, and never race a batch; the price is that a read waits for the fold step in
+//! hand (and, for anything read from the store, for the flush in progress).
+
+pub mod auth;
+pub mod views;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use premia_core::Period;
+use premia_ledger::Ledger;
+use premia_nats::ServeReport;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub use auth::{Role, TokenConfig, Tokens};
+
+/// The `[http]` section of the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// The address to listen on, such as `127.0.0.1:8080`; the API is off without one.
+    pub listen: Option<String>,
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// How many queries may wait for the serving loop; more wait in the handlers (backpressure).
+pub const QUERY_QUEUE: usize = 64;
+/// How long a handler waits for the serving loop before answering 503.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long /readyz waits for the serving loop.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+/// Paging: the default and the largest page.
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+/// The most periods one entries request may span (ten years).
+const MAX_PERIODS: usize = 120;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    queries: tokio::sync::mpsc::Sender<premia_nats::Query>,
+    tokens: Tokens,
+    nats: Option<async_nats::Client>,
+}
+
+impl ApiState {
+    /// `queries` goes to the serving loop; `nats` is the client it consumes with (for /readyz).
+    pub fn new(
+        queries: tokio::sync::mpsc::Sender<premia_nats::Query>,
+        tokens: Tokens,
+        nats: Option<async_nats::Client>,
+    ) -> ApiState {
+        ApiState { inner: Arc::new(Inner { queries, tokens, nats }) }
+    }
+
+    /// Runs `f` on the serving loop's ledger between batches and returns its result.
+    async fn ask<T: Send + 'static>(
+        &self,
+        timeout: Duration,
+        f: impl FnOnce(&Ledger, &ServeReport) -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let query: premia_nats::Query = Box::new(move |ledger, report| {
+            // Queries wait in the channel while the loop is away (NATS down, a snapshot): one
+            // whose handler has given up meanwhile is not worth a read of the store.
+            if sender.is_closed() {
+                return;
+            }
+            let _ = sender.send(f(ledger, report));
+        });
+        let asked = async {
+            self.inner.queries.send(query).await.map_err(|_| not_serving())?;
+            receiver.await.map_err(|_| not_serving())
+        };
+        tokio::time::timeout(timeout, asked).await.map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the serving loop did not answer within {} s (a large batch or a snapshot in progress); try again",
+                    timeout.as_secs()
+                ),
+            )
+        })?
+    }
+
+    /// The role of the request's bearer token, or 401.
+    fn role(&self, headers: &HeaderMap) -> Result<&Role, ApiError> {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim);
+        let Some(token) = token else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "this route needs a bearer token: send the header Authorization: Bearer TOKEN",
+            ));
+        };
+        // Never log the token itself, nor its hash.
+        self.inner.tokens.role_of(token).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "the bearer token is not one of the configured tokens; check it, or ask an administrator to add its SHA-256 to [[http.tokens]]",
+            )
+        })
+    }
+
+    fn require_everything(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let role = self.role(headers)?;
+        if role.reads_everything() {
+            Ok(())
+        } else {
+            Err(forbidden("only the admin and auditor roles read this; a manager reads /v1/managers/{id}/..."))
+        }
+    }
+
+    fn require_manager(&self, headers: &HeaderMap, manager: &str) -> Result<(), ApiError> {
+        let role = self.role(headers)?;
+        if role.reads_manager(manager) {
+            Ok(())
+        } else {
+            Err(forbidden(&format!("this token's role may not read manager {manager}'s statements and entries")))
+        }
+    }
+}
+
+fn not_serving() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the serving loop is not running, so the ledger cannot be read here; check the logs of premia serve",
+    )
+}
+
+fn forbidden(message: &str) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, message)
+}
+
+/// An error answer: a status and a sentence saying what to do, as `{"error": "..."}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into() }
+    }
+
+    fn internal(e: impl std::fmt::Display) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+type Answer = Result<Response, ApiError>;
+
+/// The API's routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/statements/{period}", get(statement_all))
+        .route("/v1/managers/{id}/statements/{period}", get(statement_manager))
+        .route("/v1/managers/{id}/entries", get(entries))
+        .route("/v1/rejected", get(rejected))
+        .route("/v1/pending", get(pending))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "no such route; see docs/ARCHITECTURE.md for the API")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "this route only answers GET")
+        })
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until the process ends.
+pub async fn run(listener: tokio::net::TcpListener, state: ApiState) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).await
+}
+
+fn parse_period(text: &str) -> Result<Period, ApiError> {
+    Period::parse(text).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{text:?} is not a period; write a calendar month as YYYY-MM, such as 2026-11"),
+        )
+    })
+}
+
+/// Whether the ledger has booked anything for this manager in any period.
+fn known_manager(ledger: &Ledger, manager: &str) -> bool {
+    ledger.state().books().values().any(|managers| managers.contains_key(manager))
+}
+
+fn unknown_manager(manager: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("the ledger has nothing for manager {manager:?} in any period; check the id (they are case-sensitive)"),
+    )
+}
+
+async fn healthz() -> Response {
+    Json(json!({ "status": "alive" })).into_response()
+}
+
+/// Ready when NATS is connected and the serving loop (which holds the open store) answers.
+async fn readyz(State(api): State<ApiState>) -> Response {
+    let not_ready = |reason: String| {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "not ready", "error": reason }))).into_response()
+    };
+    if let Some(client) = &api.inner.nats {
+        let state = client.connection_state();
+        if state != async_nats::connection::State::Connected {
+            return not_ready(format!("NATS is not connected ({state}); premia serve reconnects by itself"));
+        }
+    }
+    match api.ask(READY_TIMEOUT, |ledger, _| ledger.state().next_seq()).await {
+        Ok(next_seq) => Json(json!({ "status": "ready", "ledger_seq": next_seq.saturating_sub(1) })).into_response(),
+        Err(e) => not_ready(e.message),
+    }
+}
+
+async fn statement_all(State(api): State<ApiState>, headers: HeaderMap, Path(period): Path<String>) -> Answer {
+    api.require_everything(&headers)?;
+    let period = parse_period(&period)?;
+    let statement = api
+        .ask(QUERY_TIMEOUT, move |ledger, _| {
+            ledger.statement(period, None).map_err(ApiError::internal).and_then(to_json)
+        })
+        .await??;
+    Ok(Json(statement).into_response())
+}
+
+async fn statement_manager(
+    State(api): State<ApiState>,
+    headers: HeaderMap,
+    Path((manager, period)): Path<(String, String)>,
+) -> Answer {
+    api.require_manager(&headers, &manager)?;
+    let period = parse_period(&period)?;
+    let statement = api
+        .ask(QUERY_TIMEOUT, move |ledger, _| {
+            if !known_manager(ledger, &manager) {
+                return Err(unknown_manager(&manager));
+            }
+            ledger.statement(period, Some(&manager)).map_err(ApiError::internal).and_then(to_json)
+        })
+        .await??;
+    Ok(Json(statement).into_response())
+}
+
+fn to_json(value: impl serde::Serialize) -> Result<Value, ApiError> {
+    serde_json::to_value(value).map_err(ApiError::internal)
+}
+
+/// A manager's entries over `from..=to` (periods), as the statements show them, each with its
+/// period.
+async fn entries(
+    State(api): State<ApiState>,
+    headers: HeaderMap,
+    Path(manager): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Answer {
+    api.require_manager(&headers, &manager)?;
+    let bad = |m: &str| ApiError::new(StatusCode::BAD_REQUEST, m);
+    let from = parse_period(params.get("from").ok_or_else(|| bad("give the first period as from=YYYY-MM"))?)?;
+    let to = match params.get("to") {
+        Some(to) => parse_period(to)?,
+        None => from,
+    };
+    if to < from {
+        return Err(bad("to comes before from; give from=YYYY-MM&to=YYYY-MM with from <= to"));
+    }
+    let mut periods = vec![from];
+    while let Some(&last) = periods.last() {
+        if last >= to {
+            break;
+        }
+        if periods.len() >= MAX_PERIODS {
+            return Err(bad(&format!("ask for at most {MAX_PERIODS} periods at once")));
+        }
+        periods.push(last.next());
+    }
+    let answer = api
+        .ask(QUERY_TIMEOUT, move |ledger, _| {
+            if !known_manager(ledger, &manager) {
+                return Err(unknown_manager(&manager));
+            }
+            let mut entries = Vec::new();
+            for period in periods {
+                let statement = ledger.statement(period, Some(&manager)).map_err(ApiError::internal)?;
+                for m in statement.managers.iter().filter(|m| m.manager_id == manager) {
+                    for entry in &m.entries {
+                        let mut value = to_json(entry)?;
+                        value["period"] = Value::String(period.to_string());
+                        entries.push(value);
+                    }
+                }
+            }
+            Ok(json!({ "manager_id": manager, "from": from.to_string(), "to": to.to_string(), "entries": entries }))
+        })
+        .await??;
+    Ok(Json(answer).into_response())
+}
+
+/// `offset` and `limit` of a paged list.
+fn paging(params: &HashMap<String, String>) -> Result<(usize, usize), ApiError> {
+    let number = |name: &str, default: usize| match params.get(name) {
+        None => Ok(default),
+        Some(text) => text.parse::<usize>().map_err(|_| {
+            ApiError::new(StatusCode::BAD_REQUEST, format!("{name} must be a whole number of 0 or more, not {text:?}"))
+        }),
+    };
+    let offset = number("offset", 0)?;
+    let limit = number("limit", DEFAULT_LIMIT)?;
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("limit must be between 1 and {MAX_LIMIT}")));
+    }
+    Ok((offset, limit))
+}
+
+fn page(items: Vec<Value>, offset: usize, limit: usize) -> Value {
+    let total = items.len();
+    let items: Vec<Value> = items.into_iter().skip(offset).take(limit).collect();
+    json!({ "total": total, "offset": offset, "limit": limit, "items": items })
+}
+
+/// Rejections as `premia rejected --format json` lists them, a page at a time.
+async fn rejected(
+    State(api): State<ApiState>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Answer {
+    api.require_everything(&headers)?;
+    let (offset, limit) = paging(&params)?;
+    let items = api
+        .ask(QUERY_TIMEOUT, |ledger, _| {
+            views::rejections(ledger)
+                .map(|items| items.iter().map(views::RejectionItem::to_json).collect::<Vec<_>>())
+                .map_err(ApiError::internal)
+        })
+        .await??;
+    Ok(Json(page(items, offset, limit)).into_response())
+}
+
+/// Parked events as `premia pending --format json` lists them, a page at a time.
+async fn pending(
+    State(api): State<ApiState>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Answer {
+    api.require_everything(&headers)?;
+    let (offset, limit) = paging(&params)?;
+    let items = api.ask(QUERY_TIMEOUT, |ledger, _| views::pending_rows(ledger)).await?;
+    Ok(Json(page(items, offset, limit)).into_response())
+}
+
+/// The serving loop's counters in the Prometheus text format (version 0.0.4).
+async fn metrics(State(api): State<ApiState>, headers: HeaderMap) -> Answer {
+    api.require_everything(&headers)?;
+    let text = api
+        .ask(QUERY_TIMEOUT, |ledger, report| {
+            prometheus_text(report, ledger.state().parked().len() as u64, ledger.state().next_seq())
+        })
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
+}
+
+/// The text format of the counters. Counters count since this `premia serve` started.
+pub fn prometheus_text(report: &ServeReport, parked: u64, next_seq: u64) -> String {
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let _ = writeln!(out, "{name} {value}");
+    };
+    let counts = &report.counts;
+    metric("premia_events_applied_total", "counter", "Events applied since serve started.", counts.applied);
+    metric(
+        "premia_events_duplicate_total",
+        "counter",
+        "Events already in the ledger (same source, id and content) since serve started.",
+        counts.duplicates,
+    );
+    metric("premia_events_rejected_total", "counter", "Lines rejected since serve started.", counts.rejected);
+    metric("premia_events_parked", "gauge", "Events parked now, waiting for their deal or payment.", parked);
+    metric("premia_batches_total", "counter", "Batches committed and acked since serve started.", report.batches);
+    metric(
+        "premia_redelivered_skipped_total",
+        "counter",
+        "Redelivered messages already in the ledger, acked without being offered again.",
+        report.skipped,
+    );
+    metric("premia_consumer_resumes_total", "counter", "Times the consumer was set up again.", report.resumes);
+    metric("premia_feed_failures_total", "counter", "Feed messages JetStream did not confirm.", report.feed_failures);
+    metric("premia_ledger_records", "gauge", "Records in the ledger's log.", next_seq.saturating_sub(1));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use sha2::Digest;
+    use tower::ServiceExt;
+
+    const TOKEN: &str = "unit-test-admin";
+
+    fn tokens() -> Tokens {
+        let hash = hex::encode(sha2::Sha256::digest(TOKEN.as_bytes()));
+        Tokens::from_config(&[TokenConfig { sha256: hash, role: "admin".into() }]).unwrap()
+    }
+
+    async fn call(state: ApiState, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut request = Request::get(path);
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let response = router(state).oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    /// A real (empty) ledger answering queries on a thread of its own, as the serving loop
+    /// would between batches.
+    fn answering_loop(dir: &std::path::Path) -> tokio::sync::mpsc::Sender<premia_nats::Query> {
+        let ledger = Ledger::open(dir, &premia_ledger::LedgerOptions::default(), "test").unwrap();
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<premia_nats::Query>(4);
+        std::thread::spawn(move || {
+            let report = ServeReport::default();
+            while let Some(query) = receiver.blocking_recv() {
+                query(&ledger, &report);
+            }
+        });
+        sender
+    }
+
+    #[tokio::test]
+    async fn readyz_says_when_no_serving_loop_answers() {
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        drop(receiver);
+        let (status, body) = call(ApiState::new(sender, tokens(), None), "/readyz", None).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body["error"].as_str().unwrap().contains("serving loop is not running"), "{body}");
+        // Alive all the same.
+        let (sender, _receiver) = tokio::sync::mpsc::channel(1);
+        assert_eq!(call(ApiState::new(sender, tokens(), None), "/healthz", None).await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn an_empty_ledger_is_ready_and_knows_no_manager() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = ApiState::new(answering_loop(dir.path()), tokens(), None);
+        let (status, body) = call(state.clone(), "/readyz", None).await;
+        assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ready")), "{body}");
+        let (status, body) = call(state.clone(), "/v1/managers/M-1/statements/2026-11", Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        let (status, body) = call(state.clone(), "/v1/statements/11-2026", Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body["error"].as_str().unwrap().contains("YYYY-MM"));
+        let (status, body) = call(state.clone(), "/v1/statements/2026-11", Some(TOKEN)).await;
+        assert_eq!((status, body["managers"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)), "{body}");
+        let post = Request::post("/v1/statements/2026-11").body(Body::empty()).unwrap();
+        let response = router(state.clone()).oneshot(post).await.unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        let (status, _) = call(state, "/v1/statements/2026-11", Some("unit-test-admin ")).await;
+        assert_eq!(status, StatusCode::OK, "surrounding blanks of the header value are not part of the token");
+    }
+
+    #[test]
+    fn metrics_are_in_the_prometheus_text_format() {
+        let mut report = ServeReport::default();
+        report.counts.applied = 27;
+        report.batches = 3;
+        let text = prometheus_text(&report, 2, 30);
+        assert!(text.contains("# TYPE premia_events_applied_total counter\npremia_events_applied_total 27\n"));
+        assert!(text.contains("premia_events_parked 2\n"));
+        assert!(text.contains("premia_batches_total 3\n"));
+        assert!(text.contains("premia_ledger_records 29\n"));
+        // Every sample line is `name value` after its HELP and TYPE lines.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (name, value) = line.split_once(' ').unwrap();
+            assert!(name.starts_with("premia_") && value.parse::<u64>().is_ok(), "{line}");
+        }
+    }
+}

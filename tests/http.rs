@@ -1,0 +1,293 @@
+//! The HTTP API of `premia serve --http` against a real nats-server and the real binary: the
+//! statement it serves is the one `premia statement` prints, every route answers each role as
+//! the access rules say, paging and metrics count what the seed month holds, and no token is
+//! ever written to the logs.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+mod support;
+use support::nats_server::NatsServer;
+use support::{last_json_line, premia, PREMIA};
+
+const SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/seed-month.jsonl");
+const EXPECTED: &str = include_str!("data/seed-month.expected.json");
+
+const ADMIN: &str = "admin-7f3c9a1e-token";
+const AUDITOR: &str = "auditor-51b2d8-token";
+const MANAGER_2: &str = "manager-two-0c4e6d-token";
+const PUBLISHER: &str = "publisher-9a8b7c-token";
+const WRONG: &str = "not-a-configured-token";
+
+fn sha256_hex(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Status and body of a GET, with an optional bearer token.
+fn get(base: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    try_get(base, path, token).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+/// The same, or the transport error (nothing listening yet).
+fn try_get(base: &str, path: &str, token: Option<&str>) -> Result<(u16, String), String> {
+    let mut request = ureq::get(&format!("{base}{path}")).timeout(Duration::from_secs(15));
+    if let Some(token) = token {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
+    match request.call() {
+        Ok(response) => Ok((response.status(), response.into_string().unwrap())),
+        Err(ureq::Error::Status(status, response)) => Ok((status, response.into_string().unwrap())),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn get_json(base: &str, path: &str, token: Option<&str>) -> (u16, Value) {
+    let (status, body) = get(base, path, token);
+    let value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path} gave no JSON ({e}): {body}"));
+    (status, value)
+}
+
+fn metric(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// `premia serve` with the HTTP API, its stderr in a file.
+struct Serve {
+    child: Child,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_serve(dir: &Path, config: &Path, nats_url: &str, http: &str, stderr: &Path) -> Serve {
+    let child = Command::new(PREMIA)
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("--config")
+        .arg(config)
+        .args(["serve", "--nats-url", nats_url, "--http", http, "--format", "json"])
+        // The most verbose logging premia has, so a token written anywhere would show.
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(stderr).unwrap())
+        .spawn()
+        .expect("start premia serve");
+    Serve { child }
+}
+
+#[test]
+fn the_http_api_serves_the_ledger_to_each_role_as_allowed() {
+    let server = NatsServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("ledger");
+    let config = work.path().join("premia.toml");
+    let mut text = String::new();
+    for (token, role) in [(ADMIN, "admin"), (AUDITOR, "auditor"), (MANAGER_2, "manager:M-2"), (PUBLISHER, "publisher")]
+    {
+        text.push_str(&format!("[[http.tokens]]\nsha256 = \"{}\"\nrole = \"{role}\"\n\n", sha256_hex(token)));
+    }
+    std::fs::write(&config, text).unwrap();
+
+    let published =
+        last_json_line(&premia(work.path(), &["publish", SEED, "--nats-url", &server.url(), "--format", "json"]));
+    assert_eq!(published["published"], 29);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let address = format!("127.0.0.1:{port}");
+    let base = format!("http://{address}");
+    let stderr_path = work.path().join("serve.stderr");
+    let mut serve = start_serve(&dir, &config, &server.url(), &address, &stderr_path);
+
+    // Wait until the month is in: five managers in November, and every line the stream holds
+    // (29 published, one a redelivery JetStream dropped: 28) applied or rejected.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let november = loop {
+        assert!(
+            Instant::now() < deadline,
+            "serve did not take the month in; its stderr:\n{}",
+            std::fs::read_to_string(&stderr_path).unwrap_or_default()
+        );
+        if let Ok((status, body)) = try_get(&base, "/v1/statements/2026-11", Some(ADMIN)) {
+            if status == 200 {
+                let statement: Value = serde_json::from_str(&body).unwrap();
+                let (_, metrics) = get(&base, "/metrics", Some(ADMIN));
+                let seen = metric(&metrics, "premia_events_applied_total").unwrap_or(0)
+                    + metric(&metrics, "premia_events_rejected_total").unwrap_or(0);
+                if statement["managers"].as_array().map(Vec::len) == Some(5) && seen == 28 {
+                    break statement;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+
+    // The figures of the worked example.
+    let expected: Value = serde_json::from_str(EXPECTED).unwrap();
+    for m in november["managers"].as_array().unwrap() {
+        let id = m["manager_id"].as_str().unwrap();
+        assert_eq!(m["total"], expected["statements"]["2026-11"][id]["total"], "{id}");
+        assert_eq!(m["commission"], expected["statements"]["2026-11"][id]["commission"], "{id}");
+    }
+
+    // Health and readiness need no token.
+    for token in [None, Some(WRONG), Some(PUBLISHER)] {
+        assert_eq!(get(&base, "/healthz", token).0, 200);
+        let (status, ready) = get_json(&base, "/readyz", token);
+        assert_eq!(status, 200, "{ready}");
+        assert_eq!(ready["status"], "ready");
+    }
+
+    // Every route for every role.
+    const OK: u16 = 200;
+    const NO: u16 = 403;
+    const WHO: u16 = 401;
+    let routes: [(&str, [u16; 4]); 9] = [
+        // [admin, auditor, manager:M-2, publisher]
+        ("/v1/statements/2026-11", [OK, OK, NO, NO]),
+        ("/v1/managers/M-2/statements/2026-11", [OK, OK, OK, NO]),
+        ("/v1/managers/M-3/statements/2026-11", [OK, OK, NO, NO]),
+        ("/v1/managers/M-2/entries?from=2026-11&to=2026-12", [OK, OK, OK, NO]),
+        ("/v1/managers/M-3/entries?from=2026-11", [OK, OK, NO, NO]),
+        ("/v1/rejected", [OK, OK, NO, NO]),
+        ("/v1/pending", [OK, OK, NO, NO]),
+        ("/metrics", [OK, OK, NO, NO]),
+        ("/v1/rejected?offset=0&limit=1", [OK, OK, NO, NO]),
+    ];
+    for (route, statuses) in routes {
+        for (token, status) in [ADMIN, AUDITOR, MANAGER_2, PUBLISHER].into_iter().zip(statuses) {
+            let (got, body) = get(&base, route, Some(token));
+            assert_eq!(got, status, "{route} as {token}: {body}");
+            if got != 200 {
+                let error: Value = serde_json::from_str(&body).unwrap();
+                assert!(error["error"].as_str().is_some_and(|e| e.len() > 20), "{route}: {body}");
+            }
+        }
+        for token in [None, Some(WRONG), Some("")] {
+            let (got, body) = get_json(&base, route, token);
+            assert_eq!(got, WHO, "{route} with {token:?}: {body}");
+            assert!(body["error"].as_str().is_some_and(|e| e.contains("token")), "{route}: {body}");
+        }
+    }
+
+    // Bad input: 400 for a bad period, 404 for a manager the ledger never heard of.
+    for (route, status) in [
+        ("/v1/statements/2026-13", 400),
+        ("/v1/managers/M-2/statements/november", 400),
+        ("/v1/managers/M-2/entries", 400),
+        ("/v1/managers/M-2/entries?from=2026-12&to=2026-11", 400),
+        ("/v1/managers/M-99/statements/2026-11", 404),
+        ("/v1/managers/M-99/entries?from=2026-11", 404),
+        ("/v1/rejected?limit=0", 400),
+        ("/v1/rejected?offset=-1", 400),
+        ("/v1/nothing-here", 404),
+    ] {
+        let (got, body) = get_json(&base, route, Some(ADMIN));
+        assert_eq!(got, status, "{route}: {body}");
+        assert!(body["error"].is_string(), "{route}: {body}");
+    }
+
+    // The seed month has exactly one rejection: the payment in USD.
+    let (_, rejected) = get_json(&base, "/v1/rejected", Some(AUDITOR));
+    assert_eq!(rejected["total"], 1);
+    assert_eq!(rejected["items"].as_array().unwrap().len(), 1);
+    assert_eq!(rejected["items"][0]["reason"], "currency_mismatch");
+    assert!(rejected["items"][0]["raw"].as_str().unwrap().contains("USD"));
+    let (_, past_the_end) = get_json(&base, "/v1/rejected?offset=1&limit=10", Some(AUDITOR));
+    assert_eq!((past_the_end["total"].as_u64(), past_the_end["items"].as_array().map(Vec::len)), (Some(1), Some(0)));
+    let (_, limited) = get_json(&base, "/v1/rejected?offset=0&limit=1", Some(AUDITOR));
+    assert_eq!(limited["items"], rejected["items"]);
+    // Nothing stays parked: M-3's early payment found its deal.
+    let (_, pending) = get_json(&base, "/v1/pending", Some(ADMIN));
+    assert_eq!((pending["total"].as_u64(), pending["items"].as_array().map(Vec::len)), (Some(0), Some(0)));
+
+    // The counters of this serve: 27 applied, the USD payment rejected, nothing parked.
+    let (_, metrics) = get(&base, "/metrics", Some(AUDITOR));
+    assert_eq!(metric(&metrics, "premia_events_applied_total"), Some(27), "{metrics}");
+    assert_eq!(metric(&metrics, "premia_events_rejected_total"), Some(1), "{metrics}");
+    assert_eq!(metric(&metrics, "premia_events_parked"), Some(0), "{metrics}");
+    assert!(metric(&metrics, "premia_batches_total").is_some_and(|b| b >= 1), "{metrics}");
+    assert!(metrics.contains("# TYPE premia_events_applied_total counter"), "{metrics}");
+
+    // What the API says now, to compare with the command line once serve has stopped.
+    let (_, m2_november) = get_json(&base, "/v1/managers/M-2/statements/2026-11", Some(MANAGER_2));
+    let (_, m2_entries) = get_json(&base, "/v1/managers/M-2/entries?from=2026-11&to=2026-12", Some(MANAGER_2));
+    let (_, december) = get_json(&base, "/v1/statements/2026-12", Some(AUDITOR));
+
+    // SIGTERM: serve finishes the batch in hand and releases the data dir.
+    let pid = serve.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = serve.child.wait().unwrap();
+    assert!(status.success(), "serve exited with {status}");
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(stderr.contains("HTTP API listening"), "the trace-level log shows the API started:\n{stderr}");
+    for token in [ADMIN, AUDITOR, MANAGER_2, PUBLISHER, WRONG] {
+        assert!(!stderr.contains(token), "a token is in serve's stderr");
+    }
+
+    // The same JSON as `premia statement --format json`, seal included (the same ledger).
+    let cli = |args: &[&str]| -> Value { serde_json::from_slice(&premia(&dir, args).stdout).unwrap() };
+    assert_eq!(november, cli(&["statement", "--period", "2026-11", "--format", "json"]));
+    assert_eq!(december, cli(&["statement", "--period", "2026-12", "--format", "json"]));
+    let m2_cli = cli(&["statement", "--period", "2026-11", "--manager", "M-2", "--format", "json"]);
+    assert_eq!(m2_november, m2_cli);
+    // The entries route lists the statements' entries of M-2 over both months, each with its
+    // period.
+    let mut expected_entries = Vec::new();
+    for period in ["2026-11", "2026-12"] {
+        let s = cli(&["statement", "--period", period, "--manager", "M-2", "--format", "json"]);
+        for m in s["managers"].as_array().unwrap() {
+            for e in m["entries"].as_array().unwrap() {
+                let mut e = e.clone();
+                e["period"] = Value::String(period.into());
+                expected_entries.push(e);
+            }
+        }
+    }
+    assert!(!expected_entries.is_empty());
+    assert_eq!(m2_entries["entries"], Value::Array(expected_entries));
+    assert_eq!(cli(&["rejected", "--format", "json"]), rejected["items"]);
+}
+
+#[test]
+fn readyz_is_503_while_nats_is_away_and_200_once_it_is_back() {
+    let mut server = NatsServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("premia.toml");
+    std::fs::write(&config, format!("[[http.tokens]]\nsha256 = \"{}\"\nrole = \"admin\"\n", sha256_hex(ADMIN)))
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let address = format!("127.0.0.1:{port}");
+    let base = format!("http://{address}");
+    let stderr_path = work.path().join("serve.stderr");
+    let _serve = start_serve(&work.path().join("ledger"), &config, &server.url(), &address, &stderr_path);
+
+    let wait_for = |want: u16, what: &str| -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok((status, body)) = try_get(&base, "/readyz", None) {
+                if status == want {
+                    return serde_json::from_str(&body).unwrap();
+                }
+            }
+            assert!(Instant::now() < deadline, "/readyz never answered {want} {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for(200, "at the start");
+    server.kill();
+    let not_ready = wait_for(503, "with NATS killed");
+    assert_eq!(not_ready["status"], "not ready");
+    assert!(not_ready["error"].as_str().is_some_and(|e| e.contains("NATS")), "{not_ready}");
+    // Alive all the same: nothing for a liveness probe to restart.
+    assert_eq!(get(&base, "/healthz", None).0, 200);
+    server.restart();
+    wait_for(200, "after NATS came back");
+}
