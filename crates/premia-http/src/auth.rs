@@ -17,7 +17,7 @@ pub struct TokenConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
-    /// Reads everything (and, later, publishes events).
+    /// Reads everything and publishes events.
     Admin,
     /// Reads everything.
     Auditor,
@@ -44,6 +44,11 @@ impl Role {
     /// rejections, parked events, metrics).
     pub fn reads_everything(&self) -> bool {
         matches!(self, Role::Admin | Role::Auditor)
+    }
+
+    /// Whether this role may post events (`POST /v1/events`).
+    pub fn publishes(&self) -> bool {
+        matches!(self, Role::Admin | Role::Publisher)
     }
 
     /// Whether this role reads one manager's statements and entries.
@@ -128,6 +133,8 @@ mod tests {
         assert!(m2.reads_manager("M-2") && !m2.reads_manager("M-3") && !m2.reads_everything());
         assert!(!Role::Publisher.reads_manager("M-2") && !Role::Publisher.reads_everything());
         assert!(Role::Auditor.reads_everything() && Role::Admin.reads_manager("M-9"));
+        assert!(Role::Admin.publishes() && Role::Publisher.publishes());
+        assert!(!Role::Auditor.publishes() && !m2.publishes());
     }
 
     #[test]

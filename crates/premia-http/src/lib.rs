@@ -7,6 +7,7 @@
 //! hand (and, for anything read from the store, for the flush in progress).
 
 pub mod auth;
+pub mod events;
 pub mod views;
 
 use std::collections::HashMap;
@@ -17,11 +18,11 @@ use std::time::Duration;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use premia_core::Period;
 use premia_ledger::Ledger;
-use premia_nats::ServeReport;
+use premia_nats::{ServeReport, StreamSettings};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -40,7 +41,7 @@ pub struct HttpConfig {
 /// How many queries may wait for the serving loop; more wait in the handlers (backpressure).
 pub const QUERY_QUEUE: usize = 64;
 /// How long a handler waits for the serving loop before answering 503.
-const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long /readyz waits for the serving loop.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Paging: the default and the largest page.
@@ -59,20 +60,24 @@ struct Inner {
     queries: tokio::sync::mpsc::Sender<premia_nats::Query>,
     tokens: Tokens,
     nats: Option<async_nats::Client>,
+    /// The events stream `POST /v1/events` publishes to.
+    stream: StreamSettings,
 }
 
 impl ApiState {
-    /// `queries` goes to the serving loop; `nats` is the client it consumes with (for /readyz).
+    /// `queries` goes to the serving loop; `nats` is the client it consumes with (for /readyz,
+    /// publishing); `stream` names the events stream it consumes.
     pub fn new(
         queries: tokio::sync::mpsc::Sender<premia_nats::Query>,
         tokens: Tokens,
         nats: Option<async_nats::Client>,
+        stream: StreamSettings,
     ) -> ApiState {
-        ApiState { inner: Arc::new(Inner { queries, tokens, nats }) }
+        ApiState { inner: Arc::new(Inner { queries, tokens, nats, stream }) }
     }
 
     /// Runs `f` on the serving loop's ledger between batches and returns its result.
-    async fn ask<T: Send + 'static>(
+    pub(crate) async fn ask<T: Send + 'static>(
         &self,
         timeout: Duration,
         f: impl FnOnce(&Ledger, &ServeReport) -> T + Send + 'static,
@@ -102,7 +107,7 @@ impl ApiState {
     }
 
     /// The role of the request's bearer token, or 401.
-    fn role(&self, headers: &HeaderMap) -> Result<&Role, ApiError> {
+    pub(crate) fn role(&self, headers: &HeaderMap) -> Result<&Role, ApiError> {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -149,7 +154,7 @@ fn not_serving() -> ApiError {
     )
 }
 
-fn forbidden(message: &str) -> ApiError {
+pub(crate) fn forbidden(message: &str) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, message)
 }
 
@@ -161,7 +166,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError { status, message: message.into() }
     }
 
@@ -176,7 +181,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type Answer = Result<Response, ApiError>;
+pub(crate) type Answer = Result<Response, ApiError>;
 
 /// The API's routes.
 pub fn router(state: ApiState) -> Router {
@@ -189,11 +194,15 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/managers/{id}/entries", get(entries))
         .route("/v1/rejected", get(rejected))
         .route("/v1/pending", get(pending))
+        .route("/v1/events", post(events::post_events))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "no such route; see docs/ARCHITECTURE.md for the API")
         })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "this route only answers GET")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this route does not answer this method: POST /v1/events takes events, every other route answers GET",
+            )
         })
         .with_state(state)
 }
@@ -467,18 +476,22 @@ mod tests {
     async fn readyz_says_when_no_serving_loop_answers() {
         let (sender, receiver) = tokio::sync::mpsc::channel(1);
         drop(receiver);
-        let (status, body) = call(ApiState::new(sender, tokens(), None), "/readyz", None).await;
+        let (status, body) =
+            call(ApiState::new(sender, tokens(), None, StreamSettings::default()), "/readyz", None).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(body["error"].as_str().unwrap().contains("serving loop is not running"), "{body}");
         // Alive all the same.
         let (sender, _receiver) = tokio::sync::mpsc::channel(1);
-        assert_eq!(call(ApiState::new(sender, tokens(), None), "/healthz", None).await.0, StatusCode::OK);
+        assert_eq!(
+            call(ApiState::new(sender, tokens(), None, StreamSettings::default()), "/healthz", None).await.0,
+            StatusCode::OK
+        );
     }
 
     #[tokio::test]
     async fn an_empty_ledger_is_ready_and_knows_no_manager() {
         let dir = tempfile::tempdir().unwrap();
-        let state = ApiState::new(answering_loop(dir.path()), tokens(), None);
+        let state = ApiState::new(answering_loop(dir.path()), tokens(), None, StreamSettings::default());
         let (status, body) = call(state.clone(), "/readyz", None).await;
         assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ready")), "{body}");
         let (status, body) = call(state.clone(), "/v1/managers/M-1/statements/2026-11", Some(TOKEN)).await;

@@ -866,6 +866,11 @@ pub fn message_id(source: &str, id: &str) -> String {
     format!("{}:{source}{id}", source.len())
 }
 
+/// What an event's subject starts with, `crm.events.` by default; its type follows.
+pub fn subject_prefix(settings: &StreamSettings) -> String {
+    settings.subjects.first().map(|s| s.trim_end_matches('>').to_string()).unwrap_or_default()
+}
+
 /// What `publish_lines` did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PublishReport {
@@ -886,7 +891,7 @@ pub async fn publish_lines(
 ) -> Result<PublishReport, NatsError> {
     let js = jetstream::new(client.clone());
     ensure_stream(&js, settings).await?;
-    let subject_prefix = settings.subjects.first().map(|s| s.trim_end_matches('>').to_string()).unwrap_or_default();
+    let subject_prefix = subject_prefix(settings);
     let mut report = PublishReport::default();
     let mut acks = std::collections::VecDeque::new();
     for line in lines {

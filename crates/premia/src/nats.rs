@@ -78,7 +78,7 @@ pub fn serve(data_dir: &Path, args: &ServeArgs, config: &ConfigFile) -> anyhow::
     let report = runtime()?.block_on(async {
         let client = premia_nats::connect(&settings(&args.nats, config)).await?;
         let queries = match &http {
-            Some(address) => Some(start_http(address, tokens, &client).await?),
+            Some(address) => Some(start_http(address, tokens, &client, &stream).await?),
             None => None,
         };
         premia_nats::serve(&mut ledger, &client, &stream, &options, shutdown_signal(), queries)
@@ -107,6 +107,7 @@ async fn start_http(
     address: &str,
     tokens: premia_http::Tokens,
     client: &async_nats::Client,
+    stream: &StreamSettings,
 ) -> anyhow::Result<tokio::sync::mpsc::Receiver<premia_nats::Query>> {
     let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {
         format!("cannot listen for HTTP on {address}; free the port or give another address with --http HOST:PORT")
@@ -117,7 +118,7 @@ async fn start_http(
         );
     }
     let (sender, receiver) = tokio::sync::mpsc::channel(premia_http::QUERY_QUEUE);
-    let state = premia_http::ApiState::new(sender, tokens, Some(client.clone()));
+    let state = premia_http::ApiState::new(sender, tokens, Some(client.clone()), stream.clone());
     tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "HTTP API listening");
     tokio::spawn(async move {
         if let Err(e) = premia_http::run(listener, state).await {
