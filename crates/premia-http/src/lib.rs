@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod events;
+mod feed;
 pub mod views;
 
 use std::collections::HashMap;
@@ -66,7 +67,7 @@ struct Inner {
 
 impl ApiState {
     /// `queries` goes to the serving loop; `nats` is the client it consumes with (for /readyz,
-    /// publishing); `stream` names the events stream it consumes.
+    /// the feed and publishing); `stream` names the events stream it consumes.
     pub fn new(
         queries: tokio::sync::mpsc::Sender<premia_nats::Query>,
         tokens: Tokens,
@@ -194,6 +195,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/managers/{id}/entries", get(entries))
         .route("/v1/rejected", get(rejected))
         .route("/v1/pending", get(pending))
+        .route("/v1/managers/{id}/feed", get(feed::feed))
         .route("/v1/events", post(events::post_events))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "no such route; see docs/ARCHITECTURE.md for the API")
