@@ -503,6 +503,26 @@ impl Ledger {
         Ok(entries)
     }
 
+    /// The entries booked by log record `seq` (committed or pending), in booking order; empty
+    /// when it booked nothing. Reads one stored chunk per period at most: in each period's list
+    /// of chunks, the last one starting at or before `seq`.
+    pub fn entries_of_seq(&self, seq: u64) -> Result<Vec<Entry>, LedgerError> {
+        self.wait_all_durable()?;
+        let mut chunks: Vec<u64> = self
+            .entry_index
+            .values()
+            .filter_map(|chunks| chunks.partition_point(|&c| c <= seq).checked_sub(1).map(|i| chunks[i]))
+            .collect();
+        chunks.sort_unstable();
+        chunks.dedup();
+        let mut entries = Vec::new();
+        for chunk_seq in chunks {
+            entries.extend(read_entries(&self.db, &self.dir, chunk_seq)?.into_iter().filter(|e| e.seq == seq));
+        }
+        entries.extend(self.pending.entries.iter().filter(|e| e.seq == seq).cloned());
+        Ok(entries)
+    }
+
     /// The statement of a period, as `LedgerState::statement` with the stored entries, and the
     /// period's seal when it is closed.
     pub fn statement(&self, period: Period, manager: Option<&str>) -> Result<Statement, LedgerError> {
