@@ -34,6 +34,22 @@ fn checked_in_schemas_match_the_types() {
     );
 }
 
+/// The OpenAPI document `/openapi.json` serves, checked in as schemas/openapi.json.
+#[test]
+fn checked_in_openapi_matches_the_api() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/openapi.json");
+    let generated = premia_core::schema::pretty(&premia_http::openapi::document());
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(on_disk, generated, "schemas/openapi.json drifted; run `cargo run -p premia -- schemas schemas`");
+    let document: serde_json::Value = serde_json::from_str(&on_disk).unwrap();
+    assert_eq!(document["openapi"], "3.0.3");
+    let paths = document["paths"].as_object().unwrap();
+    for (method, route) in premia_http::ROUTES {
+        assert!(paths.get(*route).and_then(|item| item.get(*method)).is_some(), "{method} {route} is not documented");
+    }
+    assert_eq!(paths.values().map(|item| item.as_object().unwrap().len()).sum::<usize>(), premia_http::ROUTES.len());
+}
+
 #[test]
 fn the_feed_schema_describes_the_message_shape() {
     let schema = premia_nats::feed_schema();

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod events;
 mod feed;
+pub mod openapi;
 pub mod views;
 
 use std::collections::HashMap;
@@ -184,15 +185,34 @@ impl IntoResponse for ApiError {
 
 pub(crate) type Answer = Result<Response, ApiError>;
 
-/// The API's routes.
+/// Every route `router` serves, as (method, path): kept next to the router, and asserted
+/// against both the router and the OpenAPI document by the tests.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+    ("get", "/v1/statements/{period}"),
+    ("get", "/v1/managers/{id}/statements/{period}"),
+    ("get", "/v1/managers/{id}/entries"),
+    ("get", "/v1/explain/{seq}"),
+    ("get", "/v1/rejected"),
+    ("get", "/v1/pending"),
+    ("get", "/v1/managers/{id}/feed"),
+    ("post", "/v1/events"),
+];
+
+/// The API's routes (each one listed in [`ROUTES`]).
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi_json))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/statements/{period}", get(statement_all))
         .route("/v1/managers/{id}/statements/{period}", get(statement_manager))
         .route("/v1/managers/{id}/entries", get(entries))
+        .route("/v1/explain/{seq}", get(explain))
         .route("/v1/rejected", get(rejected))
         .route("/v1/pending", get(pending))
         .route("/v1/managers/{id}/feed", get(feed::feed))
@@ -237,6 +257,11 @@ fn unknown_manager(manager: &str) -> ApiError {
 
 async fn healthz() -> Response {
     Json(json!({ "status": "alive" })).into_response()
+}
+
+/// The OpenAPI 3 document of this API; no token needed.
+async fn openapi_json() -> Response {
+    Json(openapi::document()).into_response()
 }
 
 /// Ready when NATS is connected and the serving loop (which holds the open store) answers.
@@ -334,6 +359,68 @@ async fn entries(
                 }
             }
             Ok(json!({ "manager_id": manager, "from": from.to_string(), "to": to.to_string(), "entries": entries }))
+        })
+        .await??;
+    Ok(Json(answer).into_response())
+}
+
+/// The entries log record `seq` booked, each as the statements show it (with its one-line
+/// explanation and its period), from the stored entries and the current state; and, when it
+/// booked nothing, what became of it (rejected by a rule, or parked). A manager reads only a
+/// record that booked something for them, and sees only their own entries.
+async fn explain(State(api): State<ApiState>, headers: HeaderMap, Path(seq): Path<String>) -> Answer {
+    let role = api.role(&headers)?.clone();
+    if role == Role::Publisher {
+        return Err(forbidden("the publisher role only posts events; it reads nothing"));
+    }
+    let seq: u64 = seq.trim_start_matches("seq:").parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{seq:?} is not a log seq; give the seq a statement shows beside the entry, such as 123"),
+        )
+    })?;
+    let answer = api
+        .ask(QUERY_TIMEOUT, move |ledger, _| {
+            let state = ledger.state();
+            let last = state.next_seq().saturating_sub(1);
+            if seq == 0 || seq > last {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("there is no log record {seq}; the log runs from seq 1 to {last}"),
+                ));
+            }
+            let mut entries = ledger.entries_of_seq(seq).map_err(ApiError::internal)?;
+            if let Role::Manager(own) = &role {
+                entries.retain(|e| *e.manager_id == **own);
+                if entries.is_empty() {
+                    return Err(forbidden(&format!(
+                        "log record {seq} booked nothing for manager {own}; this token reads only that manager's entries"
+                    )));
+                }
+            }
+            let mut views = Vec::with_capacity(entries.len());
+            for entry in &entries {
+                let mut view = to_json(state.entry_view(entry))?;
+                view["manager_id"] = Value::String(entry.manager_id.to_string());
+                view["period"] = Value::String(entry.period.to_string());
+                views.push(view);
+            }
+            let outcome = if !entries.is_empty() {
+                json!({ "outcome": "booked" })
+            } else if let Some((event_type, rejection)) = state.rejected_by_rule().get(&seq) {
+                json!({ "outcome": "rejected", "type": event_type.as_str(), "reason": rejection.reason.code(),
+                        "message": rejection.message })
+            } else if let Some(parked) = state.parked().get(&seq) {
+                json!({ "outcome": "parked", "type": parked.event.data.event_type().as_str(),
+                        "waits_for": parked.waits_for.to_string() })
+            } else {
+                json!({ "outcome": "nothing booked" })
+            };
+            let mut answer = json!({ "seq": seq, "entries": views });
+            if let (Value::Object(answer), Value::Object(outcome)) = (&mut answer, outcome) {
+                answer.extend(outcome);
+            }
+            Ok(answer)
         })
         .await??;
     Ok(Json(answer).into_response())

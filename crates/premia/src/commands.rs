@@ -344,6 +344,7 @@ pub fn schemas(args: &SchemasArgs) -> anyhow::Result<ExitCode> {
     let mut files = premia_core::schema::all_schema_files();
     files.push(("feed/accrual.json".to_string(), premia_core::schema::pretty(&premia_nats::feed_schema())));
     files.push(("export/record.json".to_string(), premia_core::schema::pretty(&premia_ledger::audit::export_schema())));
+    files.push(("openapi.json".to_string(), premia_core::schema::pretty(&premia_http::openapi::document())));
     for (name, text) in files {
         let path = args.dir.join(&name);
         if let Some(parent) = path.parent() {
