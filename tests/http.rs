@@ -221,6 +221,80 @@ fn the_http_api_serves_the_ledger_to_each_role_as_allowed() {
     let (_, m2_entries) = get_json(&base, "/v1/managers/M-2/entries?from=2026-11&to=2026-12", Some(MANAGER_2));
     let (_, december) = get_json(&base, "/v1/statements/2026-12", Some(AUDITOR));
 
+    // The OpenAPI document needs no token and is the checked-in one.
+    for token in [None, Some(WRONG), Some(PUBLISHER)] {
+        let (status, document) = get_json(&base, "/openapi.json", token);
+        assert_eq!(status, 200, "{document}");
+        let checked_in = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/openapi.json");
+        let checked_in: Value = serde_json::from_str(&std::fs::read_to_string(checked_in).unwrap()).unwrap();
+        assert_eq!(document, checked_in);
+    }
+
+    // Explain: every entry of a statement, asked for by its seq, comes back with the same view
+    // and one-line explanation, its manager and period; a manager reads only their own.
+    let seq_of = |e: &Value| e["event"]["seq"].as_u64().unwrap();
+    let m2_entry = m2_november["managers"][0]["entries"][0].clone();
+    assert!(m2_entry.is_object(), "{m2_november}");
+    let (_, m3_november) = get_json(&base, "/v1/managers/M-3/statements/2026-11", Some(ADMIN));
+    let m3_entry = m3_november["managers"][0]["entries"][0].clone();
+    for (entry, manager) in [(&m2_entry, "M-2"), (&m3_entry, "M-3")] {
+        let route = format!("/v1/explain/{}", seq_of(entry));
+        for token in [ADMIN, AUDITOR] {
+            let (status, explained) = get_json(&base, &route, Some(token));
+            assert_eq!(status, 200, "{route}: {explained}");
+            assert_eq!(explained["seq"].as_u64(), Some(seq_of(entry)));
+            assert_eq!(explained["outcome"], "booked");
+            let found = explained["entries"].as_array().unwrap().iter().find(|e| e["manager_id"] == manager).unwrap();
+            let mut expected = entry.clone();
+            expected["manager_id"] = Value::String(manager.into());
+            expected["period"] = Value::String("2026-11".into());
+            assert_eq!(found, &expected, "{route}");
+            assert!(found["explanation"].as_str().is_some_and(|line| line.len() > 20));
+        }
+        let (status, body) = get_json(&base, &route, Some(MANAGER_2));
+        assert_eq!(status, if manager == "M-2" { 200 } else { 403 }, "{route}: {body}");
+        if status == 200 {
+            assert!(body["entries"].as_array().unwrap().iter().all(|e| e["manager_id"] == "M-2"), "{body}");
+        } else {
+            assert!(body["error"].as_str().is_some_and(|e| e.contains("M-2")), "{body}");
+        }
+        assert_eq!(get(&base, &route, Some(PUBLISHER)).0, 403);
+        for token in [None, Some(WRONG)] {
+            assert_eq!(get(&base, &route, token).0, 401);
+        }
+    }
+    // Asked for every seq of the log, explain finds each entry of the statements exactly once;
+    // a record that booked nothing (a deal.created) says so, and no manager may read it.
+    let (_, ready) = get_json(&base, "/readyz", None);
+    let last = ready["ledger_seq"].as_u64().unwrap();
+    let (mut explained_entries, mut booked_nothing) = (0, Vec::new());
+    for seq in 1..=last {
+        let (status, explained) = get_json(&base, &format!("/v1/explain/{seq}"), Some(AUDITOR));
+        assert_eq!(status, 200, "{seq}: {explained}");
+        let n = explained["entries"].as_array().unwrap().len();
+        explained_entries += n;
+        if n == 0 {
+            assert_ne!(explained["outcome"], "booked", "{explained}");
+            booked_nothing.push(seq);
+        }
+    }
+    let mut statement_entries = 0;
+    for period in ["2026-11", "2026-12"] {
+        let (_, s) = get_json(&base, &format!("/v1/statements/{period}"), Some(AUDITOR));
+        for m in s["managers"].as_array().unwrap() {
+            statement_entries += m["entries"].as_array().unwrap().len();
+        }
+    }
+    assert!(statement_entries > 0);
+    assert_eq!(explained_entries, statement_entries);
+    assert!(!booked_nothing.is_empty());
+    assert_eq!(get(&base, &format!("/v1/explain/{}", booked_nothing[0]), Some(MANAGER_2)).0, 403);
+    for (route, status) in [("/v1/explain/0", 404), ("/v1/explain/100000", 404), ("/v1/explain/abc", 400)] {
+        let (got, body) = get_json(&base, route, Some(ADMIN));
+        assert_eq!(got, status, "{route}: {body}");
+        assert!(body["error"].as_str().is_some_and(|e| e.len() > 20), "{route}: {body}");
+    }
+
     // SIGTERM: serve finishes the batch in hand and releases the data dir.
     let pid = serve.child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
