@@ -517,7 +517,46 @@ pub fn prometheus_text(report: &ServeReport, parked: u64, next_seq: u64) -> Stri
     metric("premia_consumer_resumes_total", "counter", "Times the consumer was set up again.", report.resumes);
     metric("premia_feed_failures_total", "counter", "Feed messages JetStream did not confirm.", report.feed_failures);
     metric("premia_ledger_records", "gauge", "Records in the ledger's log.", next_seq.saturating_sub(1));
+    if let Some(pending) = report.consumer_pending {
+        metric(
+            "premia_consumer_pending",
+            "gauge",
+            "Messages the stream still had for the consumer after the last one delivered (consumer lag).",
+            pending,
+        );
+    }
+    let _ =
+        writeln!(out, "# HELP premia_events_rejected_by_reason_total Lines rejected since serve started, by reason.");
+    let _ = writeln!(out, "# TYPE premia_events_rejected_by_reason_total counter");
+    for (reason, n) in report.rejected_by_reason.nonzero() {
+        let _ = writeln!(out, "premia_events_rejected_by_reason_total{{reason=\"{}\"}} {n}", reason.code());
+    }
+    histogram(
+        &mut out,
+        "premia_batch_size",
+        "Messages per committed batch.",
+        &report.batch_sizes,
+        premia_nats::BATCH_SIZE_BOUNDS,
+    );
+    histogram(
+        &mut out,
+        "premia_commit_seconds",
+        "Seconds each committed batch waited for its flush to disk.",
+        &report.commit_seconds,
+        premia_nats::COMMIT_SECONDS_BOUNDS,
+    );
     out
+}
+
+fn histogram(out: &mut String, name: &str, help: &str, h: &premia_nats::Histogram, bounds: &[f64]) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for (bound, n) in h.cumulative(bounds) {
+        let le = if bound.is_infinite() { "+Inf".to_string() } else { bound.to_string() };
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_sum {}", h.sum);
+    let _ = writeln!(out, "{name}_count {}", h.count);
 }
 
 #[cfg(test)]
@@ -609,8 +648,28 @@ mod tests {
         assert!(text.contains("premia_ledger_records 29\n"));
         // Every sample line is `name value` after its HELP and TYPE lines.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
-            let (name, value) = line.split_once(' ').unwrap();
-            assert!(name.starts_with("premia_") && value.parse::<u64>().is_ok(), "{line}");
+            let (name, value) = line.rsplit_once(' ').unwrap();
+            assert!(name.starts_with("premia_") && value.parse::<f64>().is_ok(), "{line}");
         }
+        assert!(!text.contains("premia_consumer_pending"), "lag is left out until a message says it");
+        report.consumer_pending = Some(12);
+        report.rejected_by_reason.add(premia_core::Reason::from_code("currency_mismatch").unwrap());
+        report.rejected_by_reason.add(premia_core::Reason::from_code("currency_mismatch").unwrap());
+        for size in [1.0, 40.0, 40.0, 9000.0] {
+            report.batch_sizes.observe(premia_nats::BATCH_SIZE_BOUNDS, size);
+        }
+        report.commit_seconds.observe(premia_nats::COMMIT_SECONDS_BOUNDS, 0.003);
+        let text = prometheus_text(&report, 2, 30);
+        assert!(text.contains("premia_consumer_pending 12\n"), "{text}");
+        assert!(text.contains("premia_events_rejected_by_reason_total{reason=\"currency_mismatch\"} 2\n"), "{text}");
+        assert!(text.contains("premia_batch_size_bucket{le=\"1\"} 1\n"), "{text}");
+        assert!(text.contains("premia_batch_size_bucket{le=\"10\"} 1\n"), "{text}");
+        assert!(text.contains("premia_batch_size_bucket{le=\"50\"} 3\n"), "{text}");
+        assert!(text.contains("premia_batch_size_bucket{le=\"5000\"} 3\n"), "{text}");
+        assert!(text.contains("premia_batch_size_bucket{le=\"+Inf\"} 4\n"), "{text}");
+        assert!(text.contains("premia_batch_size_sum 9081\npremia_batch_size_count 4\n"), "{text}");
+        assert!(text.contains("premia_commit_seconds_bucket{le=\"0.0025\"} 0\n"), "{text}");
+        assert!(text.contains("premia_commit_seconds_bucket{le=\"0.005\"} 1\n"), "{text}");
+        assert!(text.contains("# TYPE premia_commit_seconds histogram\n"), "{text}");
     }
 }
