@@ -215,6 +215,15 @@ fn the_http_api_serves_the_ledger_to_each_role_as_allowed() {
     assert_eq!(metric(&metrics, "premia_events_parked"), Some(0), "{metrics}");
     assert!(metric(&metrics, "premia_batches_total").is_some_and(|b| b >= 1), "{metrics}");
     assert!(metrics.contains("# TYPE premia_events_applied_total counter"), "{metrics}");
+    // By reason, the histograms of the batches (28 messages in all), and no lag left.
+    assert_eq!(metric(&metrics, "premia_events_rejected_by_reason_total{reason=\"currency_mismatch\"}"), Some(1));
+    assert_eq!(metrics.matches("premia_events_rejected_by_reason_total{").count(), 1, "{metrics}");
+    let batches = metric(&metrics, "premia_batches_total");
+    assert_eq!(metric(&metrics, "premia_batch_size_count"), batches, "{metrics}");
+    assert_eq!(metric(&metrics, "premia_batch_size_bucket{le=\"+Inf\"}"), batches, "{metrics}");
+    assert_eq!(metric(&metrics, "premia_batch_size_sum"), Some(28), "{metrics}");
+    assert_eq!(metric(&metrics, "premia_commit_seconds_count"), batches, "{metrics}");
+    assert_eq!(metric(&metrics, "premia_consumer_pending"), Some(0), "{metrics}");
 
     // What the API says now, to compare with the command line once serve has stopped.
     let (_, m2_november) = get_json(&base, "/v1/managers/M-2/statements/2026-11", Some(MANAGER_2));
