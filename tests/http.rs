@@ -4,7 +4,7 @@
 //! ever written to the logs.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -55,17 +55,8 @@ fn metric(text: &str, name: &str) -> Option<u64> {
     text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
-/// `premia serve` with the HTTP API, its stderr in a file.
-struct Serve {
-    child: Child,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+// `premia serve` with the HTTP API, killed if the test fails before it stops it.
+use support::Reaped as Serve;
 
 fn start_serve(dir: &Path, config: &Path, nats_url: &str, http: &str, stderr: &Path) -> Serve {
     let child = Command::new(PREMIA)

@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -28,16 +28,8 @@ const PUBLISHER: &str = "publisher-e4b6-feed-token";
 const BATCH: &str = "application/cloudevents-batch+json";
 const ONE: &str = "application/cloudevents+json";
 
-struct Serve {
-    child: Child,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+// `premia serve` with the HTTP API, killed if the test fails before it stops it.
+use support::Reaped as Serve;
 
 /// A nats-server, `premia serve --http` on a free port with one token per role, and the base URL.
 fn start(work: &Path, server: &NatsServer) -> (Serve, String) {

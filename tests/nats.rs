@@ -150,11 +150,11 @@ fn a_nats_server_killed_and_restarted_mid_stream_loses_nothing() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let child = std::sync::Arc::new(std::sync::Mutex::new(child));
+    let mut child = support::Reaped { child };
     let mut interrupted = 0;
     for delay_ms in [200u64, 400, 400] {
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        if child.lock().unwrap().try_wait().unwrap().is_none() {
+        if child.child.try_wait().unwrap().is_none() {
             interrupted += 1;
         }
         server.kill(); // SIGKILL
@@ -164,7 +164,7 @@ fn a_nats_server_killed_and_restarted_mid_stream_loses_nothing() {
     assert!(interrupted > 0, "no restart of nats-server happened while serve was consuming");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let status = loop {
-        if let Some(status) = child.lock().unwrap().try_wait().unwrap() {
+        if let Some(status) = child.child.try_wait().unwrap() {
             break status;
         }
         assert!(std::time::Instant::now() < deadline, "serve --drain did not finish after nats-server came back");
@@ -172,7 +172,7 @@ fn a_nats_server_killed_and_restarted_mid_stream_loses_nothing() {
     };
     assert!(status.success(), "serve --drain failed");
     let mut out = String::new();
-    std::io::Read::read_to_string(&mut child.lock().unwrap().stdout.take().unwrap(), &mut out).unwrap();
+    std::io::Read::read_to_string(&mut child.child.stdout.take().unwrap(), &mut out).unwrap();
     let counts: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     // Every stored message was taken in exactly once: nothing lost, no redelivery counted.
     let seen = published["published"].as_u64().unwrap() - published["duplicates"].as_u64().unwrap();
@@ -194,7 +194,7 @@ fn sigterm_stops_serve_after_the_batch_in_hand_with_status_0() {
     let work = tempfile::tempdir().unwrap();
     premia(work.path(), &["publish", SEED, "--nats-url", &server.url()]);
     let dir = work.path().join("ledger");
-    let mut child = Command::new(PREMIA)
+    let child = Command::new(PREMIA)
         .arg("--data-dir")
         .arg(&dir)
         .args(["serve", "--nats-url", &server.url()])
@@ -203,15 +203,16 @@ fn sigterm_stops_serve_after_the_batch_in_hand_with_status_0() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut child = support::Reaped { child };
     // Wait for the log line of the first committed batch, then ask serve to stop.
-    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let stderr = std::io::BufReader::new(child.child.stderr.take().unwrap());
     let mut lines = stderr.lines();
     let committed = lines.by_ref().map_while(Result::ok).any(|l| l.contains("batch committed and acked"));
     assert!(committed, "serve logged no committed batch");
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let killed = Command::new("kill").args(["-TERM", &child.child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let status = child.wait().unwrap();
+    let status = child.child.wait().unwrap();
     assert!(status.success(), "serve exited with {status} after SIGTERM:\n{}", rest.join("\n"));
     assert!(rest.iter().any(|l| l.contains("shutting down after the batch in hand")), "{rest:?}");
 

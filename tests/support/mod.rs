@@ -29,4 +29,18 @@ pub fn last_json_line(out: &Output) -> Value {
     let line = text.lines().last().expect("some output");
     serde_json::from_str(line).expect("the last line is one JSON object")
 }
+/// A child process that is killed (SIGKILL) and reaped when dropped, so that a failing test
+/// leaves no premia or nats-server running behind it.
+#[allow(dead_code)] // Not every test binary that includes this module starts a long-running child.
+pub struct Reaped {
+    pub child: std::process::Child,
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub mod nats_server;
