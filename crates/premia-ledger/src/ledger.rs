@@ -352,7 +352,11 @@ impl Ledger {
     /// the cursor and the log always agree.
     pub fn set_cursor(&mut self, name: &str, position: u64) {
         self.cursors.insert(name.to_string(), position);
-        self.pending.cursors.push((name.to_string(), position));
+        // Only the last position of a batch is written, however often it moved meanwhile.
+        match self.pending.cursors.iter_mut().find(|(pending, _)| pending == name) {
+            Some((_, pending)) => *pending = position,
+            None => self.pending.cursors.push((name.to_string(), position)),
+        }
     }
 
     /// The position last set for an input, committed or not.

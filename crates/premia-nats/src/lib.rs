@@ -299,6 +299,7 @@ pub const COMMIT_SECONDS_BOUNDS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct Histogram {
     pub buckets: [u64; 16],
+    /// Of the observed values (batch sizes, seconds): Prometheus' `_sum`. Never money.
     pub sum: f64,
     pub count: u64,
 }
@@ -421,7 +422,8 @@ struct Gathering {
     messages: usize,
     rejected: Vec<(premia_core::Rejection, bytes::Bytes)>,
     booked: Vec<premia_core::Entry>,
-    plans: Vec<bytes::Bytes>,
+    /// (manager, period) of each plan assignment applied: no entry, yet the projection moved.
+    plans: Vec<(String, premia_core::Period)>,
     drained: bool,
 }
 
@@ -708,6 +710,14 @@ fn gather(
         if stream_sequence <= cursor {
             report.skipped += 1;
         } else {
+            // Taken from the parse already made: the plan's manager and period do not depend on
+            // the scheme, so they hold even if the fold parses the event again.
+            let plan = match &parsed {
+                Ok(premia_core::Event { data: premia_core::EventData::PlanAssigned(plan), .. }) => {
+                    Some((plan.manager_id.to_string(), plan.period))
+                }
+                _ => None,
+            };
             let admitted =
                 ledger.offer_parsed(&payload, parsed, &parsed_with, Origin::Nats, Admission::Publisher, now_ms());
             tally(&mut report.counts, &admitted, first_seq);
@@ -719,7 +729,7 @@ fn gather(
                         if let premia_core::Outcome::Applied { entries } = &f.outcome {
                             gathering.booked.extend(entries.iter().cloned());
                             if f.event_type == premia_core::EventType::PlanAssigned && !f.released {
-                                gathering.plans.push(payload.clone());
+                                gathering.plans.extend(plan.clone());
                             }
                         }
                     }
@@ -764,22 +774,9 @@ fn submit(
     let Gathering { last, messages, rejected, booked, plans, drained } = std::mem::take(gathering);
     let Some(last) = last else { return Ok(None) };
     let cursor = ledger.cursor(cursor_key).unwrap_or(0);
-    let feed =
-        if feed { feed_messages(ledger.state(), &booked, &plan_changes(ledger.state(), &plans)) } else { vec![] };
+    let feed = if feed { feed_messages(ledger.state(), &booked, &plans) } else { vec![] };
     let ticket = ledger.submit()?;
     Ok(Some(InFlight { ticket, last, messages, cursor, rejected, feed, drained }))
-}
-
-/// The (manager, period) a plan assignment changed: the projected bonus moved without an entry.
-fn plan_changes(state: &premia_core::LedgerState, payloads: &[bytes::Bytes]) -> Vec<(String, premia_core::Period)> {
-    payloads
-        .iter()
-        .filter_map(|raw| premia_core::event::parse_event(raw, state.scheme(), Admission::Publisher).ok())
-        .filter_map(|event| match event.data {
-            premia_core::event::EventData::PlanAssigned(plan) => Some((plan.manager_id.to_string(), plan.period)),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Waits until a folded batch is durable, then acks it and hands its rejection notices and
