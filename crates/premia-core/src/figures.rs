@@ -55,6 +55,24 @@ fn option_ratio4<S: serde::Serializer>(value: &Option<Decimal>, s: S) -> Result<
     }
 }
 
+/// One deal overdue at the end of a period (the definition of `overdue deals` above).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct OverdueDeal {
+    pub deal_id: String,
+    pub client_id: String,
+    pub due_date: String,
+    #[serde(serialize_with = "crate::statement::money")]
+    #[schemars(with = "String")]
+    pub amount: Decimal,
+    /// Amount minus the payments dated up to the end of the period.
+    #[serde(serialize_with = "crate::statement::money")]
+    #[schemars(with = "String")]
+    pub outstanding: Decimal,
+    /// Working days late as the CRM's latest `payment.late` notice up to the period's end says,
+    /// when there was one.
+    pub days_overdue: Option<u32>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Figures {
     pub period: String,
@@ -63,6 +81,46 @@ pub struct Figures {
 }
 
 impl LedgerState {
+    /// The deals of `manager` overdue at the end of `period`, by due date then id: those the
+    /// figures count as `overdue_deals` (their outstanding sums to `overdue_receivables`).
+    pub fn overdue_deals(&self, period: Period, manager: &str) -> Vec<OverdueDeal> {
+        let mut overdue: Vec<(&crate::fold::Deal, &str)> = self
+            .deals()
+            .filter(|(_, deal)| &*deal.manager_id == manager && Period::of(deal.due_date) <= period)
+            .filter(|(_, deal)| Period::of(deal.created_on) <= period)
+            .filter(|(_, deal)| !deal.cancelled.as_ref().is_some_and(|(on, _)| Period::of(*on) <= period))
+            .map(|(id, deal)| (deal, id.as_ref()))
+            .collect();
+        if overdue.is_empty() {
+            return Vec::new();
+        }
+        let ids: BTreeSet<&str> = overdue.iter().map(|(_, id)| *id).collect();
+        let mut paid_to_date: BTreeMap<&str, Decimal> = BTreeMap::new();
+        for (_, payment) in self.payments() {
+            if Period::of(payment.paid_on) <= period && ids.contains(&*payment.deal_id) {
+                *paid_to_date.entry(&payment.deal_id).or_default() += payment.amount;
+            }
+        }
+        overdue.sort_by_key(|(deal, id)| (deal.due_date, *id));
+        overdue
+            .into_iter()
+            .filter_map(|(deal, id)| {
+                let outstanding = deal.amount - paid_to_date.get(id).copied().unwrap_or_default();
+                (outstanding > Decimal::ZERO).then(|| OverdueDeal {
+                    deal_id: id.to_string(),
+                    client_id: deal.client_id.to_string(),
+                    due_date: crate::calendar::date_text(deal.due_date),
+                    amount: deal.amount,
+                    outstanding,
+                    days_overdue: deal
+                        .overdue
+                        .filter(|(as_of, _)| Period::of(*as_of) <= period)
+                        .and_then(|(_, days)| days),
+                })
+            })
+            .collect()
+    }
+
     /// Every manager with a deal, a booking, a plan or an overdue deal in `period`, by id.
     pub fn figures(&self, period: Period) -> Figures {
         let mut by_manager: BTreeMap<&str, ManagerFigures> = BTreeMap::new();

@@ -7,6 +7,7 @@
 //! hand (and, for anything read from the store, for the flush in progress).
 
 pub mod auth;
+mod dashboard;
 pub mod events;
 mod feed;
 pub mod openapi;
@@ -188,6 +189,9 @@ pub(crate) type Answer = Result<Response, ApiError>;
 /// Every route `router` serves, as (method, path): kept next to the router, and asserted
 /// against both the router and the OpenAPI document by the tests.
 pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/"),
+    ("get", "/dashboard/app.js"),
+    ("get", "/dashboard/app.css"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -198,6 +202,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/explain/{seq}"),
     ("get", "/v1/rejected"),
     ("get", "/v1/pending"),
+    ("get", "/v1/whoami"),
+    ("get", "/v1/periods"),
+    ("get", "/v1/managers"),
+    ("get", "/v1/managers/{id}/overdue/{period}"),
     ("get", "/v1/managers/{id}/feed"),
     ("post", "/v1/events"),
 ];
@@ -205,6 +213,9 @@ pub const ROUTES: &[(&str, &str)] = &[
 /// The API's routes (each one listed in [`ROUTES`]).
 pub fn router(state: ApiState) -> Router {
     Router::new()
+        .route("/", get(dashboard::page))
+        .route("/dashboard/app.js", get(dashboard::script))
+        .route("/dashboard/app.css", get(dashboard::style))
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi_json))
         .route("/readyz", get(readyz))
@@ -215,6 +226,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/explain/{seq}", get(explain))
         .route("/v1/rejected", get(rejected))
         .route("/v1/pending", get(pending))
+        .route("/v1/whoami", get(whoami))
+        .route("/v1/periods", get(periods))
+        .route("/v1/managers", get(managers))
+        .route("/v1/managers/{id}/overdue/{period}", get(overdue))
         .route("/v1/managers/{id}/feed", get(feed::feed))
         .route("/v1/events", post(events::post_events))
         .fallback(|| async {
@@ -421,6 +436,84 @@ async fn explain(State(api): State<ApiState>, headers: HeaderMap, Path(seq): Pat
                 answer.extend(outcome);
             }
             Ok(answer)
+        })
+        .await??;
+    Ok(Json(answer).into_response())
+}
+
+/// The role of the token presented: what the dashboard needs to know whose page to show.
+async fn whoami(State(api): State<ApiState>, headers: HeaderMap) -> Answer {
+    let answer = match api.role(&headers)? {
+        Role::Admin => json!({ "role": "admin" }),
+        Role::Auditor => json!({ "role": "auditor" }),
+        Role::Publisher => json!({ "role": "publisher" }),
+        Role::Manager(id) => json!({ "role": "manager", "manager_id": id }),
+    };
+    Ok(Json(answer).into_response())
+}
+
+/// Every period with anything in it, open or closed, and the one a dashboard opens on: the
+/// latest open period (the ledger has no clock; the CRM's dates say what is current).
+async fn periods(State(api): State<ApiState>, headers: HeaderMap) -> Answer {
+    if *api.role(&headers)? == Role::Publisher {
+        return Err(forbidden("the publisher role only posts events; it reads nothing"));
+    }
+    let answer = api
+        .ask(QUERY_TIMEOUT, |ledger, _| {
+            let state = ledger.state();
+            let periods = state.periods();
+            let current = periods.iter().rev().find(|p| !state.is_closed(**p)).or(periods.last());
+            json!({
+                "current": current.map(|p| p.to_string()),
+                "periods": periods.iter().map(|p| json!({
+                    "period": p.to_string(),
+                    "status": if state.is_closed(*p) { "closed" } else { "open" },
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .await?;
+    Ok(Json(answer).into_response())
+}
+
+/// Every manager the ledger has booked anything for, by id.
+async fn managers(State(api): State<ApiState>, headers: HeaderMap) -> Answer {
+    api.require_everything(&headers)?;
+    let answer = api
+        .ask(QUERY_TIMEOUT, |ledger, _| {
+            let mut ids: Vec<&str> =
+                ledger.state().books().values().flat_map(|managers| managers.keys().map(|id| &**id)).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            json!({ "managers": ids })
+        })
+        .await?;
+    Ok(Json(answer).into_response())
+}
+
+/// A manager's deals overdue at the end of a period (as `premia figures` counts them), each
+/// with what is still outstanding.
+async fn overdue(
+    State(api): State<ApiState>,
+    headers: HeaderMap,
+    Path((manager, period)): Path<(String, String)>,
+) -> Answer {
+    api.require_manager(&headers, &manager)?;
+    let period = parse_period(&period)?;
+    let answer = api
+        .ask(QUERY_TIMEOUT, move |ledger, _| {
+            if !known_manager(ledger, &manager) {
+                return Err(unknown_manager(&manager));
+            }
+            let state = ledger.state();
+            let deals = state.overdue_deals(period, &manager);
+            let outstanding: rust_decimal::Decimal = deals.iter().map(|d| d.outstanding).sum();
+            Ok(json!({
+                "manager_id": manager,
+                "period": period.to_string(),
+                "currency": state.scheme().currency,
+                "outstanding": premia_core::money::money_text(outstanding),
+                "deals": to_json(&deals)?,
+            }))
         })
         .await??;
     Ok(Json(answer).into_response())

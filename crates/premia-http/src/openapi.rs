@@ -16,6 +16,7 @@ pub fn document() -> Value {
     let mut generator = SchemaSettings::openapi3().into_generator();
     let statement = generator.subschema_for::<Statement>().to_value();
     let entry_view = generator.subschema_for::<EntryView>().to_value();
+    let overdue_deal = generator.subschema_for::<premia_core::figures::OverdueDeal>().to_value();
     let mut schemas: Map<String, Value> = generator.take_definitions(true).into_iter().collect();
     schemas.insert(
         "Error".into(),
@@ -99,6 +100,13 @@ pub fn document() -> Value {
         let item = paths.entry(path.to_string()).or_insert_with(|| json!({}));
         item[method] = operation;
     };
+    let asset = |id: &str, description: &str, media: &str| {
+        open_op(id, description, json!({ "200": { "description": "The file, compiled into the binary.",
+            "content": { media: { "schema": { "type": "string" } } } } }))
+    };
+    add("/", "get", asset("dashboard", "The managers' dashboard (HTML); it asks for a token and reads the API below.", "text/html"));
+    add("/dashboard/app.js", "get", asset("dashboardScript", "The dashboard's script.", "text/javascript"));
+    add("/dashboard/app.css", "get", asset("dashboardStyle", "The dashboard's stylesheet.", "text/css"));
     add("/healthz", "get", open_op("healthz", "The process is alive.", json_ok("Alive.", json!({ "type": "object" }))));
     add(
         "/readyz",
@@ -141,7 +149,7 @@ pub fn document() -> Value {
         op(
             "managerStatement",
             &format!("One manager's statement of a period. {reads_manager}"),
-            vec![manager.clone(), period],
+            vec![manager.clone(), period.clone()],
             json_ok("The statement.", statement.clone()),
         ),
     );
@@ -195,6 +203,73 @@ pub fn document() -> Value {
             &format!("Parked events as `premia pending --format json` lists them, a page at a time. {reads_all}"),
             paging,
             json_ok("A page of parked events.", reference("Page")),
+        ),
+    );
+    add(
+        "/v1/whoami",
+        "get",
+        op(
+            "whoami",
+            "The role of the token presented, and for a manager token the manager's id. Every role.",
+            vec![],
+            json_ok(
+                "The role.",
+                json!({ "type": "object", "required": ["role"], "properties": {
+                    "role": { "type": "string", "enum": ["admin", "auditor", "manager", "publisher"] },
+                    "manager_id": { "type": "string" } } }),
+            ),
+        ),
+    );
+    add(
+        "/v1/periods",
+        "get",
+        op(
+            "periods",
+            "Every period with anything in it, in order, open or closed, and `current`: the latest open one (or \
+             the latest, when all are closed). Roles: admin, auditor, manager:<id>.",
+            vec![],
+            json_ok(
+                "The periods.",
+                json!({ "type": "object", "required": ["current", "periods"], "properties": {
+                    "current": { "type": "string", "nullable": true },
+                    "periods": { "type": "array", "items": { "type": "object", "required": ["period", "status"],
+                        "properties": { "period": { "type": "string" },
+                                        "status": { "type": "string", "enum": ["open", "closed"] } } } } } }),
+            ),
+        ),
+    );
+    add(
+        "/v1/managers",
+        "get",
+        op(
+            "managers",
+            &format!("Every manager the ledger has booked anything for, by id. {reads_all}"),
+            vec![],
+            json_ok(
+                "The manager ids.",
+                json!({ "type": "object", "required": ["managers"], "properties": {
+                    "managers": { "type": "array", "items": { "type": "string" } } } }),
+            ),
+        ),
+    );
+    add(
+        "/v1/managers/{id}/overdue/{period}",
+        "get",
+        op(
+            "managerOverdue",
+            &format!(
+                "The manager's deals overdue at the end of the period, as `premia figures` counts them: due on or \
+                 before it, not cancelled by then, with money outstanding. {reads_manager}"
+            ),
+            vec![manager.clone(), period.clone()],
+            json_ok(
+                "The overdue deals and their outstanding sum.",
+                json!({ "type": "object", "required": ["manager_id", "period", "currency", "outstanding", "deals"],
+                    "properties": {
+                        "manager_id": { "type": "string" }, "period": { "type": "string" },
+                        "currency": { "type": "string" }, "outstanding": { "type": "string" },
+                        "deals": { "type": "array", "items": overdue_deal } } }),
+            ),
         ),
     );
     add(
