@@ -140,7 +140,7 @@ fn the_http_api_serves_the_ledger_to_each_role_as_allowed() {
     const OK: u16 = 200;
     const NO: u16 = 403;
     const WHO: u16 = 401;
-    let routes: [(&str, [u16; 4]); 9] = [
+    let routes: [(&str, [u16; 4]); 14] = [
         // [admin, auditor, manager:M-2, publisher]
         ("/v1/statements/2026-11", [OK, OK, NO, NO]),
         ("/v1/managers/M-2/statements/2026-11", [OK, OK, OK, NO]),
@@ -151,6 +151,11 @@ fn the_http_api_serves_the_ledger_to_each_role_as_allowed() {
         ("/v1/pending", [OK, OK, NO, NO]),
         ("/metrics", [OK, OK, NO, NO]),
         ("/v1/rejected?offset=0&limit=1", [OK, OK, NO, NO]),
+        ("/v1/whoami", [OK, OK, OK, OK]),
+        ("/v1/periods", [OK, OK, OK, NO]),
+        ("/v1/managers", [OK, OK, NO, NO]),
+        ("/v1/managers/M-2/overdue/2026-11", [OK, OK, OK, NO]),
+        ("/v1/managers/M-3/overdue/2026-12", [OK, OK, NO, NO]),
     ];
     for (route, statuses) in routes {
         for (token, status) in [ADMIN, AUDITOR, MANAGER_2, PUBLISHER].into_iter().zip(statuses) {
@@ -176,6 +181,8 @@ fn the_http_api_serves_the_ledger_to_each_role_as_allowed() {
         ("/v1/managers/M-2/entries?from=2026-12&to=2026-11", 400),
         ("/v1/managers/M-99/statements/2026-11", 404),
         ("/v1/managers/M-99/entries?from=2026-11", 404),
+        ("/v1/managers/M-2/overdue/2026-13", 400),
+        ("/v1/managers/M-99/overdue/2026-11", 404),
         ("/v1/rejected?limit=0", 400),
         ("/v1/rejected?offset=-1", 400),
         ("/v1/nothing-here", 404),
@@ -183,6 +190,46 @@ fn the_http_api_serves_the_ledger_to_each_role_as_allowed() {
         let (got, body) = get_json(&base, route, Some(ADMIN));
         assert_eq!(got, status, "{route}: {body}");
         assert!(body["error"].is_string(), "{route}: {body}");
+    }
+
+    // What the dashboard asks first: who the token is, the periods, and (for those who read
+    // everything) the managers. November is closed by the month's period.closed; December,
+    // where M-4's plan and the late payment went, is open and so current.
+    for (token, who) in [
+        (ADMIN, serde_json::json!({"role": "admin"})),
+        (AUDITOR, serde_json::json!({"role": "auditor"})),
+        (MANAGER_2, serde_json::json!({"role": "manager", "manager_id": "M-2"})),
+        (PUBLISHER, serde_json::json!({"role": "publisher"})),
+    ] {
+        assert_eq!(get_json(&base, "/v1/whoami", Some(token)).1, who);
+    }
+    let (_, periods) = get_json(&base, "/v1/periods", Some(MANAGER_2));
+    assert_eq!(
+        periods,
+        serde_json::json!({"current": "2026-12", "periods": [
+            {"period": "2026-11", "status": "closed"}, {"period": "2026-12", "status": "open"}]})
+    );
+    let (_, managers) = get_json(&base, "/v1/managers", Some(AUDITOR));
+    assert_eq!(managers, serde_json::json!({"managers": ["M-1", "M-2", "M-3", "M-4", "M-5"]}));
+    // M-2's two deals were due on 2026-11-02 and paid in full on the 17th and 18th: nothing is
+    // overdue at the end of November (the unpaid case is in the core's tests and the browser test).
+    let (_, overdue) = get_json(&base, "/v1/managers/M-2/overdue/2026-11", Some(MANAGER_2));
+    assert_eq!(
+        overdue,
+        serde_json::json!({"manager_id": "M-2", "period": "2026-11", "currency": "RUB", "outstanding": "0.00", "deals": []})
+    );
+
+    // The dashboard's files need no token, and may only run this origin's script.
+    for (path, content_type, marker) in [
+        ("/", "text/html; charset=utf-8", "<script src=\"/dashboard/app.js\""),
+        ("/dashboard/app.js", "text/javascript; charset=utf-8", "Last-Event-ID"),
+        ("/dashboard/app.css", "text/css; charset=utf-8", ".progress"),
+    ] {
+        let response = ureq::get(&format!("{base}{path}")).call().unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(response.header("content-type"), Some(content_type), "{path}");
+        assert!(response.header("content-security-policy").is_some_and(|p| p.contains("script-src 'self'")));
+        assert!(response.into_string().unwrap().contains(marker), "{path}");
     }
 
     // The seed month has exactly one rejection: the payment in USD.
