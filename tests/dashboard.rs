@@ -18,11 +18,10 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 mod support;
 use support::nats_server::NatsServer;
-use support::{Reaped, PREMIA};
+use support::Reaped;
 
 const SEED: &str = include_str!("data/seed-month.jsonl");
 const ADMIN: &str = "admin-dash-4f1e-token";
@@ -40,34 +39,6 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "waited {timeout:?} for {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// `premia serve --http` on a free port, with a token for the admin, M-4 and a publisher.
-fn start_serve(work: &Path, server: &NatsServer) -> (Reaped, String) {
-    let config = work.join("premia.toml");
-    let mut text = String::new();
-    for (token, role) in [(ADMIN, "admin"), (MANAGER_4, "manager:M-4"), (PUBLISHER, "publisher")] {
-        let hash = hex::encode(Sha256::digest(token.as_bytes()));
-        text.push_str(&format!("[[http.tokens]]\nsha256 = \"{hash}\"\nrole = \"{role}\"\n\n"));
-    }
-    std::fs::write(&config, text).unwrap();
-    let port = free_port();
-    let child = Command::new(PREMIA)
-        .arg("--data-dir")
-        .arg(work.join("ledger"))
-        .arg("--config")
-        .arg(&config)
-        .args(["serve", "--nats-url", &server.url(), "--http", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(work.join("serve.stderr")).unwrap())
-        .spawn()
-        .expect("start premia serve");
-    let serve = Reaped { child };
-    let base = format!("http://127.0.0.1:{port}");
-    wait_for("premia serve to be ready", Duration::from_secs(60), || {
-        ureq::get(&format!("{base}/readyz")).call().is_ok_and(|r| r.status() == 200)
-    });
-    (serve, base)
 }
 
 fn post_events(base: &str, events: &[String]) {
@@ -182,7 +153,8 @@ fn rub(text: &str) -> String {
 fn the_dashboard_follows_a_payment_live_in_russian_without_reloading() {
     let server = NatsServer::start();
     let work = tempfile::tempdir().unwrap();
-    let (_serve, base) = start_serve(work.path(), &server);
+    let tokens = [(ADMIN, "admin"), (MANAGER_4, "manager:M-4"), (PUBLISHER, "publisher")];
+    let (_serve, base) = support::serve_http(work.path(), &server.url(), &tokens);
     let shots = screenshots_dir();
 
     // The seed month (without its USD payment, which is refused), and a deal of M-4 due on

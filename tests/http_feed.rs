@@ -6,15 +6,12 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 mod support;
 use support::nats_server::NatsServer;
-use support::PREMIA;
 
 const SEED: &str = include_str!("data/seed-month.jsonl");
 const EXPECTED: &str = include_str!("data/seed-month.expected.json");
@@ -31,39 +28,16 @@ const ONE: &str = "application/cloudevents+json";
 // `premia serve` with the HTTP API, killed if the test fails before it stops it.
 use support::Reaped as Serve;
 
-/// A nats-server, `premia serve --http` on a free port with one token per role, and the base URL.
+/// `premia serve --http` on a free port with one token per role, and the base URL.
 fn start(work: &Path, server: &NatsServer) -> (Serve, String) {
-    let config = work.join("premia.toml");
-    let mut text = String::new();
-    for (token, role) in [
+    let tokens = [
         (ADMIN, "admin"),
         (AUDITOR, "auditor"),
         (MANAGER_4, "manager:M-4"),
         (MANAGER_2, "manager:M-2"),
         (PUBLISHER, "publisher"),
-    ] {
-        let hash = hex::encode(Sha256::digest(token.as_bytes()));
-        text.push_str(&format!("[[http.tokens]]\nsha256 = \"{hash}\"\nrole = \"{role}\"\n\n"));
-    }
-    std::fs::write(&config, text).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(PREMIA)
-        .arg("--data-dir")
-        .arg(work.join("ledger"))
-        .arg("--config")
-        .arg(&config)
-        .args(["serve", "--nats-url", &server.url(), "--http", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(work.join("serve.stderr")).unwrap())
-        .spawn()
-        .expect("start premia serve");
-    let serve = Serve { child };
-    let base = format!("http://127.0.0.1:{port}");
-    // Ready once the serving loop answers, which is after it has set up both streams.
-    wait_until(work, "/readyz to answer 200", || {
-        call("GET", &base, "/readyz", None, None).is_ok_and(|(s, _)| s == 200)
-    });
-    (serve, base)
+    ];
+    support::serve_http(work, &server.url(), &tokens)
 }
 
 fn wait_until(work: &Path, what: &str, mut done: impl FnMut() -> bool) {

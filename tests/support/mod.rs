@@ -43,4 +43,43 @@ impl Drop for Reaped {
     }
 }
 
+/// `premia serve --http` on a free loopback port against `nats_url`, with a config file in
+/// `work` holding the SHA-256 of each (token, role); stderr goes to `work/serve.stderr`.
+/// Returns once `/readyz` answers 200 (the serving loop has set up both streams), with the base
+/// URL of the API.
+pub fn serve_http(work: &Path, nats_url: &str, tokens: &[(&str, &str)]) -> (Reaped, String) {
+    use sha2::Digest;
+    let config = work.join("premia.toml");
+    let mut text = String::new();
+    for (token, role) in tokens {
+        let hash = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+        text.push_str(&format!("[[http.tokens]]\nsha256 = \"{hash}\"\nrole = \"{role}\"\n\n"));
+    }
+    std::fs::write(&config, text).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let stderr = work.join("serve.stderr");
+    let child = Command::new(PREMIA)
+        .arg("--data-dir")
+        .arg(work.join("ledger"))
+        .arg("--config")
+        .arg(&config)
+        .args(["serve", "--nats-url", nats_url, "--http", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .expect("start premia serve");
+    let serve = Reaped { child };
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ureq::get(&format!("{base}/readyz")).call().is_ok_and(|r| r.status() == 200) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "premia serve was not ready within a minute; its stderr:\n{}",
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    (serve, base)
+}
+
 pub mod nats_server;
