@@ -242,10 +242,8 @@ fn the_dashboard_follows_a_payment_live_in_russian_without_reloading() {
         assert_eq!(count(&client, "#entries li").await, 2);
         let newest = text_of(&client, "#entries li:first-child .amount").await;
         assert_eq!(newest, rub("100,00 ₽"));
-        let width = client
-            .execute("return document.getElementById('progress-fill').style.width;", vec![])
-            .await
-            .unwrap();
+        let width =
+            client.execute("return document.getElementById('progress-fill').style.width;", vec![]).await.unwrap();
         assert_eq!(width, json!("40%"), "60 % of plan on a bar that ends at 150 %");
         std::fs::write(shots.join("manager-ru-after.png"), client.screenshot().await.unwrap()).unwrap();
 

@@ -412,3 +412,27 @@ fn readyz_is_503_while_nats_is_away_and_200_once_it_is_back() {
     server.restart();
     wait_for(200, "after NATS came back");
 }
+
+#[test]
+fn premia_token_makes_a_fresh_token_and_the_config_lines_of_its_hash() {
+    let work = tempfile::tempdir().unwrap();
+    let made = |role: &str| last_json_line(&premia(work.path(), &["token", "--role", role, "--format", "json"]));
+    let first = made("manager:M-4");
+    let second = made("manager:M-4");
+    let token = first["token"].as_str().unwrap();
+    assert_eq!(token.len(), 64, "32 random bytes in hex: {first}");
+    assert_ne!(first["token"], second["token"], "each token is new");
+    assert_eq!(first["sha256"].as_str().unwrap(), sha256_hex(token));
+    assert_eq!(first["role"], "manager:M-4");
+
+    // The text form is the TOML to paste, with the hash and never the token inside it.
+    let text = String::from_utf8(premia(work.path(), &["token", "--role", "auditor"]).stdout).unwrap();
+    let token = text.lines().next().and_then(|l| l.strip_prefix("token: ")).unwrap();
+    let toml_part: String =
+        text.lines().filter(|l| l.starts_with("[[") || l.contains(" = ")).collect::<Vec<_>>().join("\n");
+    assert_eq!(toml_part, format!("[[http.tokens]]\nsha256 = \"{}\"\nrole = \"auditor\"", sha256_hex(token)));
+
+    let refused = support::premia_status(work.path(), &["token", "--role", "manager:"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("manager:<id>"));
+}

@@ -67,6 +67,11 @@ pub struct Tokens {
     hashes: Vec<([u8; 32], Role)>,
 }
 
+/// The hex SHA-256 of a token: what `[[http.tokens]] sha256` holds.
+pub fn token_sha256(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
 impl Tokens {
     /// Checks every entry; the error names the entry and what to write instead.
     pub fn from_config(entries: &[TokenConfig]) -> Result<Tokens, String> {
@@ -115,7 +120,13 @@ mod tests {
     use super::*;
 
     fn entry(token: &str, role: &str) -> TokenConfig {
-        TokenConfig { sha256: hex::encode(Sha256::digest(token.as_bytes())), role: role.into() }
+        TokenConfig { sha256: token_sha256(token), role: role.into() }
+    }
+
+    #[test]
+    fn the_hash_is_sha256_in_hex() {
+        // printf %s abc | sha256sum
+        assert_eq!(token_sha256("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]

@@ -101,10 +101,18 @@ pub fn document() -> Value {
         item[method] = operation;
     };
     let asset = |id: &str, description: &str, media: &str| {
-        open_op(id, description, json!({ "200": { "description": "The file, compiled into the binary.",
-            "content": { media: { "schema": { "type": "string" } } } } }))
+        open_op(
+            id,
+            description,
+            json!({ "200": { "description": "The file, compiled into the binary.",
+            "content": { media: { "schema": { "type": "string" } } } } }),
+        )
     };
-    add("/", "get", asset("dashboard", "The managers' dashboard (HTML); it asks for a token and reads the API below.", "text/html"));
+    add(
+        "/",
+        "get",
+        asset("dashboard", "The managers' dashboard (HTML); it asks for a token and reads the API below.", "text/html"),
+    );
     add("/dashboard/app.js", "get", asset("dashboardScript", "The dashboard's script.", "text/javascript"));
     add("/dashboard/app.css", "get", asset("dashboardStyle", "The dashboard's stylesheet.", "text/css"));
     add("/healthz", "get", open_op("healthz", "The process is alive.", json_ok("Alive.", json!({ "type": "object" }))));

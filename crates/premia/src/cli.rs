@@ -145,6 +145,13 @@ pub enum Command {
     #[command(subcommand)]
     Plan(PlanCommand),
 
+    /// Make a new bearer token for the HTTP API and print it with the lines to add to the config
+    /// file. The config keeps only the token's SHA-256, so give the token to its holder now:
+    /// premia cannot show it again. Roles: admin (everything), auditor (reads everything),
+    /// manager:<id> (that manager's statements, entries, feed and dashboard), publisher
+    /// (POST /v1/events only).
+    Token(TokenArgs),
+
     /// Write a synthetic but realistic event stream (for benchmarks and trials) to standard output.
     Generate(GenerateArgs),
 
@@ -312,6 +319,15 @@ pub struct RejectedArgs {
 
 #[derive(Debug, Args)]
 pub struct FormatArgs {
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// admin, auditor, manager:<id> or publisher.
+    #[arg(long, value_name = "ROLE")]
+    pub role: String,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }

@@ -355,3 +355,36 @@ pub fn schemas(args: &SchemasArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `premia token`: 32 random bytes from the operating system, as 64 hex digits, and the config
+/// lines holding only its SHA-256.
+pub fn token(args: &crate::cli::TokenArgs) -> anyhow::Result<ExitCode> {
+    use rand::RngCore;
+    if premia_http::Role::parse(&args.role).is_none() {
+        anyhow::bail!(
+            "{:?} is not a role; give one of admin, auditor, manager:<id> (such as manager:M-4) or publisher",
+            args.role
+        );
+    }
+    let mut secret = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    let token: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    let sha256 = premia_http::auth::token_sha256(&token);
+    match args.format {
+        crate::cli::Format::Json => {
+            println!("{}", serde_json::json!({ "token": token, "sha256": sha256, "role": args.role }));
+        }
+        crate::cli::Format::Text => {
+            println!("token: {token}");
+            println!();
+            println!("Add to the config file (it keeps only the hash):");
+            println!();
+            println!("[[http.tokens]]");
+            println!("sha256 = \"{sha256}\"");
+            println!("role = \"{}\"", args.role);
+            println!();
+            println!("Give the token to its holder now: premia cannot show it again.");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -42,6 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(args) => audit::export(data_dir, &args),
         Command::Scheme(cmd) => commands::scheme(data_dir, cmd),
         Command::Generate(args) => commands::generate(&args),
+        Command::Token(args) => commands::token(&args),
         Command::Figures(args) => figures::figures(data_dir, &args),
         Command::Plan(cli::PlanCommand::Suggest(args)) => figures::plan_suggest(data_dir, &args),
         Command::Schemas(args) => commands::schemas(&args),
