@@ -193,8 +193,13 @@ fn the_dashboard_follows_a_payment_live_in_russian_without_reloading() {
         assert_eq!(text_of(&client, "#bonus").await, rub("0,00 ₽"));
         assert_eq!(text_of(&client, "#bonus-status").await, "прогноз");
         assert_eq!(text_of(&client, "#achievement").await, "40\u{a0}% плана");
-        assert_eq!(text_of(&client, "#overdue-rows tr td:first-child").await, "D-404");
-        assert_eq!(text_of(&client, "#overdue-rows tr td:nth-child(4)").await, rub("50 000,00 ₽"));
+        assert_eq!(text_of(&client, "#overdue-rows tr .deal").await, "D-404");
+        assert_eq!(text_of(&client, "#overdue-rows tr .client").await, "C-44");
+        assert_eq!(text_of(&client, "#overdue-rows tr td:nth-child(3)").await, rub("50 000,00 ₽"));
+        // Nothing sideways to scroll on a phone.
+        let widths = "const t = document.getElementById('overdue-table'); return [t.scrollWidth, t.parentElement.clientWidth, window.innerWidth];";
+        let widths = client.execute(widths, vec![]).await.unwrap();
+        assert!(widths[0].as_u64() <= widths[1].as_u64(), "the overdue table is wider than the phone: {widths}");
         assert_eq!(count(&client, "#entries li").await, 1);
         // The feed is connected before anything is posted (the page reads the board once the
         // feed's consumer exists).

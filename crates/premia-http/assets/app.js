@@ -315,12 +315,22 @@
     const overdue = state.overdue || { deals: [] };
     const rows = overdue.deals.map((deal) => {
       const row = document.createElement('tr');
-      const cells = [deal.deal_id, deal.client_id, deal.due_date, money(deal.outstanding),
+      // Deal and client share a cell, so that the table fits a phone's width.
+      const who = document.createElement('td');
+      const id = document.createElement('span');
+      id.className = 'deal';
+      id.textContent = deal.deal_id;
+      const client = document.createElement('span');
+      client.className = 'client';
+      client.textContent = deal.client_id;
+      who.append(id, client);
+      row.append(who);
+      const cells = [deal.due_date, money(deal.outstanding),
         deal.days_overdue === null || deal.days_overdue === undefined ? '–' : String(deal.days_overdue)];
       cells.forEach((text, i) => {
         const cell = document.createElement('td');
         cell.textContent = text;
-        if (i >= 3) cell.className = 'num';
+        if (i >= 1) cell.className = 'num';
         row.append(cell);
       });
       return row;
