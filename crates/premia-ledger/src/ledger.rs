@@ -41,7 +41,7 @@ const CURSOR_PREFIX: &[u8] = b"cur";
 pub(crate) const SNAPSHOT_FILE: &str = "snapshot.bin";
 /// Bumped whenever the snapshot's layout changes; an old snapshot is then ignored and the state
 /// rebuilt from the log, which never changes format silently.
-const SNAPSHOT_FORMAT: u32 = 2;
+const SNAPSHOT_FORMAT: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
