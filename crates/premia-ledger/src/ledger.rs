@@ -481,8 +481,13 @@ impl Ledger {
         Ok(RebuildReport { records, identical })
     }
 
-    /// The log record with sequence number `seq` (once it is written).
+    /// The log record with sequence number `seq`, committed or still in the batch being
+    /// gathered: a read through the serving loop sees every record the state has folded, as
+    /// [`entries_of_seq`](Self::entries_of_seq) sees their entries.
     pub fn record(&self, seq: u64) -> Result<Option<LogRecord>, LedgerError> {
+        if let Some(first_seq) = self.pending.first_seq.filter(|&first| seq >= first) {
+            return Ok(decode_chunk(first_seq, &self.pending.chunk)?.into_iter().find(|r| r.seq == seq));
+        }
         self.wait_all_durable()?;
         find_record(&self.db, &self.dir, seq)
     }
