@@ -12,6 +12,7 @@ use crate::calendar::date_text;
 use crate::event::EventData;
 use crate::fold::{Entry, EntryDetail, LedgerState, Timing};
 use crate::money::{fixed_text, money_grouped, money_text};
+use crate::replay::RecordKeys;
 use crate::scheme::{Coefficient, Scheme};
 use crate::statement::{EntryView, ManagerStatement, PlanView, Statement};
 
@@ -342,14 +343,42 @@ pub fn subject_parked(state: &LedgerState, subject: Subject<'_>) -> Vec<u64> {
 /// latest of the entry's seq and the seqs of the deal and payment it needed. A plan bonus is
 /// booked by its close.
 pub fn applied_at(state: &LedgerState, entry: &Entry) -> u64 {
-    let deal_seq = |id: &str| state.deal(id).map_or(0, |d| d.seq);
     match &entry.detail {
-        EntryDetail::Commission { deal_id, .. } | EntryDetail::Fine { deal_id } => entry.seq.max(deal_seq(deal_id)),
-        EntryDetail::Clawback { deal_id, payment_id, .. } => {
-            entry.seq.max(deal_seq(deal_id)).max(state.payment(payment_id).map_or(0, |p| p.seq))
+        EntryDetail::Commission { deal_id, .. } | EntryDetail::Fine { deal_id } => {
+            entry.seq.max(deal_applied_at(state, deal_id))
         }
+        EntryDetail::Clawback { payment_id, .. } => entry.seq.max(payment_applied_at(state, payment_id)),
         EntryDetail::PlanBonus(_) => entry.seq,
     }
+}
+
+/// The same for a log record, whatever it booked: where its entries are stored, since a batch
+/// stores the entries its records' folds booked, released ones included. Its ids tell what it
+/// may have waited for (the replay index's light parse reads them). A record that booked nothing
+/// gets some seq at or after its own, which is harmless: nothing of it is there either.
+pub fn record_applied_at(state: &LedgerState, seq: u64, raw: &[u8]) -> u64 {
+    match RecordKeys::of(raw) {
+        RecordKeys::Fact { keys, .. } => keys.iter().fold(seq, |at, key| {
+            if let Some(deal_id) = key.strip_prefix("d:") {
+                at.max(deal_applied_at(state, deal_id))
+            } else if let Some(payment_id) = key.strip_prefix("p:") {
+                at.max(payment_applied_at(state, payment_id))
+            } else {
+                at
+            }
+        }),
+        _ => seq,
+    }
+}
+
+/// A deal is applied when it arrives (0 when unknown).
+fn deal_applied_at(state: &LedgerState, deal_id: &str) -> u64 {
+    state.deal(deal_id).map_or(0, |d| d.seq)
+}
+
+/// A payment is applied when it arrives or, when it waited, when its deal did (0 when unknown).
+fn payment_applied_at(state: &LedgerState, payment_id: &str) -> u64 {
+    state.payment(payment_id).map_or(0, |p| p.seq.max(deal_applied_at(state, &p.deal_id)))
 }
 
 /// The `scheme.activated` record in force once record `seq` was folded (`None`: the built-in

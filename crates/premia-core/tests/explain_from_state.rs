@@ -8,7 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use premia_core::audit::{applied_at, in_booking_order, scheme_seq_at, subject_parked, subject_records, Subject};
+use premia_core::audit::{
+    applied_at, in_booking_order, record_applied_at, scheme_seq_at, subject_parked, subject_records, Subject,
+};
 use premia_core::fold::{Admitted, Entry, LedgerState, Outcome};
 use premia_core::{Admission, EventData, Scheme};
 use proptest::prelude::*;
@@ -125,10 +127,17 @@ proptest! {
     fn explanations_from_the_state_are_those_of_the_fold(ops in proptest::collection::vec(op(), 1..70)) {
         let mut state = LedgerState::new();
         let mut booked: Vec<Booked> = Vec::new();
+        // (record, its raw bytes, the record whose fold applied it) for every applied record.
+        let mut raws: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+        let mut applied: Vec<(u64, u64)> = Vec::new();
         for (i, op) in ops.iter().enumerate() {
             let raw = line(i, op).into_bytes();
             if let Admitted::Logged { seq, folded, .. } = state.admit(&raw, Admission::Operator) {
+                raws.insert(seq, raw);
                 for f in folded {
+                    if matches!(f.outcome, Outcome::Applied { .. }) {
+                        applied.push((f.seq, seq));
+                    }
                     if let Outcome::Applied { entries } = f.outcome {
                         booked.extend(entries.into_iter().map(|entry| Booked {
                             entry,
@@ -143,6 +152,9 @@ proptest! {
         let mut stored: BTreeMap<u64, Vec<Entry>> = BTreeMap::new();
         for b in &booked {
             stored.entry(b.entry.seq).or_default().push(b.entry.clone());
+        }
+        for (seq, at) in applied {
+            prop_assert_eq!(record_applied_at(&state, seq, &raws[&seq]), at, "record {}", seq);
         }
         for b in &booked {
             prop_assert_eq!(applied_at(&state, &b.entry), b.applied_at, "{:?}", b.entry);

@@ -513,14 +513,21 @@ impl Ledger {
     }
 
     /// The entries booked by log record `seq` (committed or pending), in booking order; empty
-    /// when it booked nothing. Reads one stored chunk per period at most: in each period's list
-    /// of chunks, the last one starting at or before `seq`.
+    /// when it booked nothing. They are stored with the batch of the record whose fold booked
+    /// them: the record's own, or, when it waited for its deal or payment, the one that released
+    /// it, which the state tells from the record's ids (`audit::record_applied_at`). Reads the
+    /// record and one stored entry chunk per period at most: in each period's list of chunks, the
+    /// last one starting at or before that record.
     pub fn entries_of_seq(&self, seq: u64) -> Result<Vec<Entry>, LedgerError> {
+        let applied_at = match self.record(seq)? {
+            Some(record) => premia_core::audit::record_applied_at(&self.state, seq, &record.raw),
+            None => return Ok(Vec::new()),
+        };
         self.wait_all_durable()?;
         let mut chunks: Vec<u64> = self
             .entry_index
             .values()
-            .filter_map(|chunks| chunks.partition_point(|&c| c <= seq).checked_sub(1).map(|i| chunks[i]))
+            .filter_map(|chunks| chunks.partition_point(|&c| c <= applied_at).checked_sub(1).map(|i| chunks[i]))
             .collect();
         chunks.sort_unstable();
         chunks.dedup();

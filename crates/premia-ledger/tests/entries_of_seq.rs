@@ -1,5 +1,6 @@
 //! `Ledger::entries_of_seq` finds exactly the entries each log record booked, with the log cut
-//! into many small chunks that span both periods of the seed month.
+//! into many small chunks that span both periods of the seed month, including the entry of M-3's
+//! payment, which waited for its deal and is stored with the deal's batch when they fall in two.
 
 use premia_ledger::ingest::{ingest_reader, IngestOptions};
 use premia_ledger::{Ledger, LedgerOptions, Origin};
@@ -8,9 +9,16 @@ const SEED: &str = include_str!("../../../tests/data/seed-month.jsonl");
 
 #[test]
 fn every_entry_is_found_under_its_seq_and_only_there() {
+    // 3 puts P-301 (line 15) and D-301 (line 16) in two batches; 4 in one.
+    for batch_lines in [1, 3, 4, 64] {
+        every_entry_is_found_with_batches_of(batch_lines);
+    }
+}
+
+fn every_entry_is_found_with_batches_of(batch_lines: usize) {
     let dir = tempfile::tempdir().expect("a temporary dir");
     let mut ledger = Ledger::open(dir.path(), &LedgerOptions::default(), "test").expect("open the ledger");
-    let options = IngestOptions { batch_lines: 4, ..IngestOptions::default() };
+    let options = IngestOptions { batch_lines, ..IngestOptions::default() };
     ingest_reader(&mut ledger, SEED.as_bytes(), &options, |_| {}).expect("ingest the seed month");
     let check = |ledger: &Ledger| {
         let periods = ledger.state().periods();
@@ -25,7 +33,7 @@ fn every_entry_is_found_under_its_seq_and_only_there() {
             // The same entries, in period order as `all` lists them.
             let mut sorted = by_seq.clone();
             sorted.sort_by_key(|e| e.period);
-            assert_eq!(sorted, expected, "seq {seq}");
+            assert_eq!(sorted, expected, "seq {seq}, batches of {batch_lines} lines");
             found += by_seq.len();
         }
         assert_eq!(found, all.len());
