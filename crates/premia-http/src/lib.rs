@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod events;
+pub mod explain;
 mod feed;
 pub mod openapi;
 pub mod views;
@@ -196,6 +197,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/managers/{id}/statements/{period}"),
     ("get", "/v1/managers/{id}/entries"),
     ("get", "/v1/explain/{seq}"),
+    ("get", "/v1/explain/payments/{id}"),
+    ("get", "/v1/explain/deals/{id}"),
     ("get", "/v1/rejected"),
     ("get", "/v1/pending"),
     ("get", "/v1/managers/{id}/feed"),
@@ -213,6 +216,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/managers/{id}/statements/{period}", get(statement_manager))
         .route("/v1/managers/{id}/entries", get(entries))
         .route("/v1/explain/{seq}", get(explain))
+        .route("/v1/explain/payments/{id}", get(explain::payment))
+        .route("/v1/explain/deals/{id}", get(explain::deal))
         .route("/v1/rejected", get(rejected))
         .route("/v1/pending", get(pending))
         .route("/v1/managers/{id}/feed", get(feed::feed))
