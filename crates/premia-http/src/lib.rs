@@ -35,7 +35,8 @@ pub use auth::{Role, TokenConfig, Tokens};
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
-    /// The address to listen on, such as `127.0.0.1:8080`; the API is off without one.
+    /// The address to listen on, such as `127.0.0.1:9090`, or `off` for no API; `premia serve`
+    /// listens on 127.0.0.1:8080 when neither this, --http nor PREMIA_HTTP says otherwise.
     pub listen: Option<String>,
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
