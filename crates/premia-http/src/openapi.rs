@@ -98,7 +98,7 @@ pub fn document() -> Value {
                         } }
                     }
                 }] } },
-                "unbooked": { "type": "array", "description": "The subject's records that booked nothing and still wait (parked).",
+                "unbooked": { "type": "array", "description": "The subject's records that booked nothing: here, those still waiting (parked); `premia explain` also lists those a rule refused (GET /v1/rejected lists every refusal).",
                               "items": {
                     "type": "object",
                     "required": ["seq", "type", "outcome"],
