@@ -140,7 +140,7 @@ fn the_http_api_serves_the_ledger_to_each_role_as_allowed() {
     const OK: u16 = 200;
     const NO: u16 = 403;
     const WHO: u16 = 401;
-    let routes: [(&str, [u16; 4]); 14] = [
+    let routes: [(&str, [u16; 4]); 18] = [
         // [admin, auditor, manager:M-2, publisher]
         ("/v1/statements/2026-11", [OK, OK, NO, NO]),
         ("/v1/managers/M-2/statements/2026-11", [OK, OK, OK, NO]),
@@ -156,6 +156,12 @@ fn the_http_api_serves_the_ledger_to_each_role_as_allowed() {
         ("/v1/managers", [OK, OK, NO, NO]),
         ("/v1/managers/M-2/overdue/2026-11", [OK, OK, OK, NO]),
         ("/v1/managers/M-3/overdue/2026-12", [OK, OK, NO, NO]),
+        // M-2's payment and deal; M-3's payment, M-1's cancelled deal (a manager reads only
+        // what booked something for them).
+        ("/v1/explain/payments/P-201", [OK, OK, OK, NO]),
+        ("/v1/explain/deals/D-202", [OK, OK, OK, NO]),
+        ("/v1/explain/payments/P-301", [OK, OK, NO, NO]),
+        ("/v1/explain/deals/D-102", [OK, OK, NO, NO]),
     ];
     for (route, statuses) in routes {
         for (token, status) in [ADMIN, AUDITOR, MANAGER_2, PUBLISHER].into_iter().zip(statuses) {
@@ -186,6 +192,11 @@ fn the_http_api_serves_the_ledger_to_each_role_as_allowed() {
         ("/v1/rejected?limit=0", 400),
         ("/v1/rejected?offset=-1", 400),
         ("/v1/nothing-here", 404),
+        // P-999 was refused (USD) before the log; ids are case-sensitive.
+        ("/v1/explain/payments/P-999", 404),
+        ("/v1/explain/payments/p-201", 404),
+        ("/v1/explain/deals/D-999", 404),
+        ("/v1/explain/payments/", 404),
     ] {
         let (got, body) = get_json(&base, route, Some(ADMIN));
         assert_eq!(got, status, "{route}: {body}");
@@ -342,6 +353,49 @@ fn the_http_api_serves_the_ledger_to_each_role_as_allowed() {
         assert!(body["error"].as_str().is_some_and(|e| e.len() > 20), "{route}: {body}");
     }
 
+    // Explain by payment and by deal: every payment and deal of the month as the auditor reads
+    // it, to compare with `premia explain` once serve has stopped.
+    const PAYMENTS: [&str; 8] = ["P-101", "P-201", "P-202", "P-301", "P-401", "P-402", "P-501", "P-502"];
+    const DEALS: [&str; 9] = ["D-101", "D-102", "D-201", "D-202", "D-301", "D-401", "D-402", "D-501", "D-502"];
+    let mut by_subject = Vec::new();
+    for (kind, ids) in [("payment", &PAYMENTS[..]), ("deal", &DEALS[..])] {
+        for id in ids {
+            let (status, explained) = get_json(&base, &format!("/v1/explain/{kind}s/{id}"), Some(AUDITOR));
+            assert_eq!(status, 200, "{kind} {id}: {explained}");
+            assert_eq!(explained["subject"], format!("{kind} {id}"));
+            by_subject.push((kind, *id, explained));
+        }
+    }
+    let explained =
+        |kind: &str, id: &str| by_subject.iter().find(|(k, i, _)| *k == kind && *i == id).unwrap().2.clone();
+    // Figures checked by hand. P-502 (M-5): 600 000 paid on its due date, on time at 0.8 % of the
+    // margin 60 000: 480.00; R-501 takes 100 000 back at the same rate: -80.00.
+    let p502 = explained("payment", "P-502");
+    let amounts: Vec<&str> =
+        p502["entries"].as_array().unwrap().iter().map(|e| e["entry"]["amount"].as_str().unwrap()).collect();
+    assert_eq!(amounts, ["480.00", "-80.00"], "{p502}");
+    // D-102 was cancelled through M-1's fault: only the fine, -2 000.00.
+    let d102 = explained("deal", "D-102");
+    assert_eq!(d102["entries"].as_array().map(Vec::len), Some(1), "{d102}");
+    assert_eq!(d102["entries"][0]["entry"]["kind"], "fine");
+    assert_eq!(d102["entries"][0]["entry"]["amount"], "-2000.00");
+    // P-301 arrived before D-301: booked when the deal arrived, a later seq than its own.
+    let p301 = &explained("payment", "P-301")["entries"][0];
+    assert!(p301["applied_at_seq"].as_u64() > p301["entry"]["event"]["seq"].as_u64(), "{p301}");
+    // P-402, dated 28 November, came after November closed: booked in December.
+    let p402 = &explained("payment", "P-402")["entries"][0];
+    assert_eq!((p402["period"].as_str(), p402["entry"]["adjustment_of"].as_str()), (Some("2026-12"), Some("2026-11")));
+    // D-201 and D-202 have no refund or fine: one commission each.
+    for id in ["D-201", "D-202"] {
+        assert_eq!(explained("deal", id)["entries"].as_array().map(Vec::len), Some(1), "{id}");
+    }
+    // A manager reads the same explanation of their own deal.
+    let (_, m2_d202) = get_json(&base, "/v1/explain/deals/D-202", Some(MANAGER_2));
+    assert_eq!(m2_d202, explained("deal", "D-202"));
+    let (status, body) = get_json(&base, "/v1/explain/payments/P-301", Some(MANAGER_2));
+    assert!(status == 403 && body["error"].as_str().is_some_and(|e| e.contains("M-2")), "{body}");
+    assert_eq!(get(&base, "/v1/explain/deals/D-999", Some(MANAGER_2)).0, 404);
+
     // SIGTERM: serve finishes the batch in hand and releases the data dir.
     let pid = serve.child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
@@ -375,6 +429,14 @@ fn the_http_api_serves_the_ledger_to_each_role_as_allowed() {
     assert!(!expected_entries.is_empty());
     assert_eq!(m2_entries["entries"], Value::Array(expected_entries));
     assert_eq!(cli(&["rejected", "--format", "json"]), rejected["items"]);
+    // Explain by payment and deal: the same JSON as `premia explain --payment/--deal`, which
+    // folds each one's records again from the raw log (entries, amounts, arithmetic, rules,
+    // schemes, events and when each was booked).
+    for (kind, id, explained) in &by_subject {
+        let flag = format!("--{kind}");
+        assert_eq!(explained, &cli(&["explain", &flag, id, "--format", "json"]), "{kind} {id}");
+    }
+    assert_eq!(m2_d202, cli(&["explain", "--deal", "D-202", "--manager", "M-2", "--format", "json"]));
 }
 
 #[test]

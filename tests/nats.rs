@@ -8,7 +8,7 @@ use serde_json::Value;
 
 mod support;
 use support::nats_server::NatsServer;
-use support::{last_json_line, premia, PREMIA};
+use support::{last_json_line, premia, premia_status, PREMIA};
 
 const SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/seed-month.jsonl");
 const EXPECTED: &str = include_str!("data/seed-month.expected.json");
@@ -46,8 +46,10 @@ fn a_generated_stream_through_nats_gives_the_statements_of_a_file_ingest() {
         last_json_line(&premia(work.path(), &["publish", file, "--nats-url", &server.url(), "--format", "json"]));
     assert_eq!(published["published"], 100_000);
     let served = work.path().join("served");
-    let counts =
-        last_json_line(&premia(&served, &["serve", "--drain", "--nats-url", &server.url(), "--format", "json"]));
+    let counts = last_json_line(&premia(
+        &served,
+        &["serve", "--drain", "--http", "off", "--nats-url", &server.url(), "--format", "json"],
+    ));
     // JetStream drops redeliveries (same source and id) inside its duplicate window, so the
     // ledger sees fewer lines; every line it sees is accounted for.
     let seen = 100_000 - published["duplicates"].as_u64().unwrap();
@@ -75,7 +77,10 @@ fn publishing_everything_twice_changes_nothing() {
     assert_eq!((second["published"].as_u64(), second["duplicates"].as_u64()), (Some(29), Some(29)));
 
     let dir = work.path().join("ledger");
-    let counts = last_json_line(&premia(&dir, &["serve", "--drain", "--nats-url", &server.url(), "--format", "json"]));
+    let counts = last_json_line(&premia(
+        &dir,
+        &["serve", "--drain", "--http", "off", "--nats-url", &server.url(), "--format", "json"],
+    ));
     assert_eq!(counts, serde_json::json!({"applied": 27, "duplicates": 0, "rejected": 1, "parked": 0}));
     let expected: Value = serde_json::from_str(EXPECTED).unwrap();
     for (period, managers) in expected["statements"].as_object().unwrap() {
@@ -87,7 +92,10 @@ fn publishing_everything_twice_changes_nothing() {
         }
     }
     // Serving again finds nothing new.
-    let again = last_json_line(&premia(&dir, &["serve", "--drain", "--nats-url", &server.url(), "--format", "json"]));
+    let again = last_json_line(&premia(
+        &dir,
+        &["serve", "--drain", "--http", "off", "--nats-url", &server.url(), "--format", "json"],
+    ));
     assert_eq!(again, serde_json::json!({"applied": 0, "duplicates": 0, "rejected": 0, "parked": 0}));
 }
 
@@ -107,7 +115,7 @@ fn a_killed_server_restarted_again_and_again_ends_with_the_clean_statements() {
         let mut child = Command::new(PREMIA)
             .arg("--data-dir")
             .arg(&crashed)
-            .args(["serve", "--batch", "200", "--nats-url", &server.url()])
+            .args(["serve", "--batch", "200", "--no-http", "--nats-url", &server.url()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -120,7 +128,7 @@ fn a_killed_server_restarted_again_and_again_ends_with_the_clean_statements() {
         child.wait().unwrap();
     }
     assert!(interrupted > 0, "no kill interrupted a running serve");
-    premia(&crashed, &["serve", "--drain", "--nats-url", &server.url()]);
+    premia(&crashed, &["serve", "--drain", "--http", "off", "--nats-url", &server.url()]);
 
     let clean = work.path().join("clean");
     premia(&clean, &["ingest", file]);
@@ -145,7 +153,7 @@ fn a_nats_server_killed_and_restarted_mid_stream_loses_nothing() {
     let child = Command::new(PREMIA)
         .arg("--data-dir")
         .arg(&served)
-        .args(["serve", "--drain", "--batch", "200", "--nats-url", &server.url(), "--format", "json"])
+        .args(["serve", "--drain", "--batch", "200", "--http", "off", "--nats-url", &server.url(), "--format", "json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -197,7 +205,7 @@ fn sigterm_stops_serve_after_the_batch_in_hand_with_status_0() {
     let child = Command::new(PREMIA)
         .arg("--data-dir")
         .arg(&dir)
-        .args(["serve", "--nats-url", &server.url()])
+        .args(["serve", "--no-http", "--nats-url", &server.url()])
         .env("RUST_LOG", "premia_nats=debug,premia=info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -240,7 +248,7 @@ fn the_feed_and_the_rejection_notices_say_what_happened() {
     runtime.block_on(client.flush()).unwrap();
 
     premia(work.path(), &["publish", SEED, "--nats-url", &server.url()]);
-    premia(&work.path().join("ledger"), &["serve", "--drain", "--nats-url", &server.url()]);
+    premia(&work.path().join("ledger"), &["serve", "--drain", "--http", "off", "--nats-url", &server.url()]);
 
     // The payment in USD was refused: the notice names the reason and carries the raw event.
     let notice = runtime
@@ -297,7 +305,7 @@ fn the_feed_and_the_rejection_notices_say_what_happened() {
     )
     .unwrap();
     premia(work.path(), &["publish", plan.to_str().unwrap(), "--nats-url", &server.url()]);
-    premia(&work.path().join("ledger"), &["serve", "--drain", "--nats-url", &server.url()]);
+    premia(&work.path().join("ledger"), &["serve", "--drain", "--http", "off", "--nats-url", &server.url()]);
     let last: Value = runtime.block_on(async {
         let js = async_nats::jetstream::new(client.clone());
         let stream = js.get_stream("PREMIA_FEED").await.unwrap();
@@ -338,4 +346,96 @@ fn the_demo_runs_the_example_month_through_nats() {
         async_nats::jetstream::new(client).stream_names().map(|n| n.unwrap()).collect().await
     });
     assert!(names.iter().all(|n| !n.starts_with("PREMIA_DEMO_")), "{names:?}");
+}
+
+/// A loopback port nobody listens on now (the OS's choice, so parallel tests do not collide).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `premia serve --drain` on an empty stream with the given extra arguments, environment and
+/// config file; its stderr at info level, where serve says where the HTTP API listens.
+fn drain_with(server: &NatsServer, work: &Path, args: &[&str], env: &[(&str, String)], config: &str) -> String {
+    let config_path = work.join("premia.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let out = Command::new(PREMIA)
+        .arg("--data-dir")
+        .arg(work.join("ledger"))
+        .arg("--config")
+        .arg(&config_path)
+        .args(["serve", "--drain", "--nats-url", &server.url()])
+        .args(args)
+        .env_remove("PREMIA_HTTP")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "serve {args:?} with {env:?} failed:\n{stderr}");
+    stderr
+}
+
+/// Where the HTTP API listened, from serve's log line, if it did.
+fn listened(stderr: &str) -> Option<u16> {
+    let line = stderr.lines().find(|l| l.contains("HTTP API listening"))?;
+    line.rsplit(':').next()?.trim().trim_end_matches('"').parse().ok()
+}
+
+/// The address comes from --http, then PREMIA_HTTP, then the config file's [http] listen; `off`
+/// (or --no-http) turns the API off wherever it is said. Every address here is a free port the
+/// test picked: the default 127.0.0.1:8080 is left to the unit test of the resolution
+/// (config.rs), since binding it here would race anything else on this machine using it.
+#[test]
+fn serve_takes_its_http_address_from_the_flag_then_the_environment_then_the_file() {
+    let server = NatsServer::start();
+    let work = tempfile::tempdir().unwrap();
+    // Three distinct ports: each is held until all are picked.
+    let held: Vec<_> = (0..3).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    let ports: Vec<u16> = held.iter().map(|l| l.local_addr().unwrap().port()).collect();
+    drop(held);
+    let (file_port, env_port, flag_port) = (ports[0], ports[1], ports[2]);
+    let file = format!("[http]\nlisten = \"127.0.0.1:{file_port}\"\n");
+    let env = [("PREMIA_HTTP", format!("127.0.0.1:{env_port}"))];
+    let flag = format!("127.0.0.1:{flag_port}");
+
+    assert_eq!(listened(&drain_with(&server, work.path(), &[], &[], &file)), Some(file_port));
+    assert_eq!(listened(&drain_with(&server, work.path(), &[], &env, &file)), Some(env_port));
+    assert_eq!(listened(&drain_with(&server, work.path(), &["--http", &flag], &env, &file)), Some(flag_port));
+    // Off: by flag over the environment, by --no-http over a flag, by the file alone.
+    for (args, env, config) in [
+        (&["--http", "off"][..], &env[..], file.as_str()),
+        (&["--no-http", "--http", flag.as_str()][..], &env[..], file.as_str()),
+        (&[][..], &[][..], "[http]\nlisten = \"off\"\n"),
+        (&[][..], &[("PREMIA_HTTP", "off".to_string())][..], file.as_str()),
+    ] {
+        let stderr = drain_with(&server, work.path(), args, env, config);
+        assert_eq!(listened(&stderr), None, "{args:?} {env:?} {config:?}:\n{stderr}");
+        assert!(stderr.contains("serving stopped"), "serve ran to the end:\n{stderr}");
+    }
+}
+
+/// A taken address stops serve at once, before it opens the ledger or dials NATS (none answers
+/// here), with a sentence saying what to do.
+#[test]
+fn serve_stops_at_once_when_its_http_address_is_taken() {
+    let work = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let dir = work.path().join("ledger");
+    let dead_nats = format!("nats://127.0.0.1:{}", free_port());
+    let started = std::time::Instant::now();
+    let out = premia_status(&dir, &["serve", "--http", &address, "--nats-url", &dead_nats]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "it took {:?}", started.elapsed());
+    assert!(stderr.contains(&format!("cannot serve HTTP on {address}")), "{stderr}");
+    assert!(stderr.contains("already in use"), "{stderr}");
+    assert!(stderr.contains("--http HOST:PORT") && stderr.contains("--http off"), "{stderr}");
+    assert!(!dir.exists(), "the ledger was not opened");
+    // Not an address at all: said before anything else, too.
+    let out = premia_status(&dir, &["serve", "--http", "8080", "--nats-url", &dead_nats]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("HOST:PORT") && stderr.contains("\"off\""), "{stderr}");
+    drop(taken);
 }

@@ -299,6 +299,13 @@ pub struct LedgerState {
     deals: FastMap<Id, Deal>,
     payments: FastMap<Id, Payment>,
     refunds: FastSet<Id>,
+    /// Payment id -> log seqs of the refunds applied to it, in the order applied. Only refunded
+    /// payments are here (a few): explain finds a payment's clawbacks by these seqs, without an
+    /// index of the log.
+    refunds_of: FastMap<Id, Vec<u64>>,
+    /// Deal id -> log seq of the cancellation applied to it (the fine's seq, when the manager
+    /// was at fault), for the same reason. Only cancelled deals are here.
+    cancellations: FastMap<Id, u64>,
     /// Closed periods and the sequence number of the event that closed each.
     closed: BTreeMap<Period, u64>,
     books: BTreeMap<Period, BTreeMap<Id, ManagerBook>>,
@@ -352,6 +359,8 @@ impl LedgerState {
             deals: FastMap::default(),
             payments: FastMap::default(),
             refunds: FastSet::default(),
+            refunds_of: FastMap::default(),
+            cancellations: FastMap::default(),
             closed: BTreeMap::new(),
             books: BTreeMap::new(),
             parked: BTreeMap::new(),
@@ -440,6 +449,16 @@ impl LedgerState {
 
     pub fn payment(&self, id: &str) -> Option<&Payment> {
         self.payments.get(id)
+    }
+
+    /// The log seqs of the refunds applied to payment `id`, in the order applied.
+    pub fn refund_seqs(&self, payment_id: &str) -> &[u64] {
+        self.refunds_of.get(payment_id).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// The log seq of the cancellation applied to deal `id`, if it was cancelled.
+    pub fn cancellation_seq(&self, deal_id: &str) -> Option<u64> {
+        self.cancellations.get(deal_id).copied()
     }
 
     pub fn parked(&self) -> &BTreeMap<u64, Parked> {
@@ -761,6 +780,7 @@ impl LedgerState {
             ));
         }
         deal.cancelled = Some((c.cancelled_on, c.fault));
+        self.cancellations.insert(c.deal_id.clone(), seq);
         if c.fault != Fault::Manager {
             return Step::applied(vec![], None);
         }
@@ -836,6 +856,7 @@ impl LedgerState {
             payment.refunded += r.amount;
         }
         self.refunds.insert(r.refund_id.clone());
+        self.refunds_of.entry(r.payment_id.clone()).or_default().push(seq);
         Step::applied(vec![entry], None)
     }
 

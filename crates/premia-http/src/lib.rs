@@ -9,6 +9,7 @@
 pub mod auth;
 mod dashboard;
 pub mod events;
+pub mod explain;
 mod feed;
 pub mod openapi;
 pub mod views;
@@ -35,7 +36,8 @@ pub use auth::{Role, TokenConfig, Tokens};
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
-    /// The address to listen on, such as `127.0.0.1:8080`; the API is off without one.
+    /// The address to listen on, such as `127.0.0.1:9090`, or `off` for no API; `premia serve`
+    /// listens on 127.0.0.1:8080 when neither this, --http nor PREMIA_HTTP says otherwise.
     pub listen: Option<String>,
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
@@ -200,6 +202,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/managers/{id}/statements/{period}"),
     ("get", "/v1/managers/{id}/entries"),
     ("get", "/v1/explain/{seq}"),
+    ("get", "/v1/explain/payments/{id}"),
+    ("get", "/v1/explain/deals/{id}"),
     ("get", "/v1/rejected"),
     ("get", "/v1/pending"),
     ("get", "/v1/whoami"),
@@ -224,6 +228,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/managers/{id}/statements/{period}", get(statement_manager))
         .route("/v1/managers/{id}/entries", get(entries))
         .route("/v1/explain/{seq}", get(explain))
+        .route("/v1/explain/payments/{id}", get(explain::payment))
+        .route("/v1/explain/deals/{id}", get(explain::deal))
         .route("/v1/rejected", get(rejected))
         .route("/v1/pending", get(pending))
         .route("/v1/whoami", get(whoami))

@@ -6,6 +6,7 @@
 //! derives as the rest of `schemas/` (with schemars' OpenAPI 3.0 settings, definitions under
 //! `#/components/schemas`), and every path is listed against [`crate::ROUTES`] by the tests.
 
+use premia_core::audit::EntryExplanation;
 use premia_core::statement::EntryView;
 use premia_core::Statement;
 use schemars::generate::SchemaSettings;
@@ -17,6 +18,7 @@ pub fn document() -> Value {
     let statement = generator.subschema_for::<Statement>().to_value();
     let entry_view = generator.subschema_for::<EntryView>().to_value();
     let overdue_deal = generator.subschema_for::<premia_core::figures::OverdueDeal>().to_value();
+    let entry_explanation = generator.subschema_for::<EntryExplanation>().to_value();
     let mut schemas: Map<String, Value> = generator.take_definitions(true).into_iter().collect();
     schemas.insert(
         "Error".into(),
@@ -57,6 +59,59 @@ pub fn document() -> Value {
                 "reason": { "type": "string", "description": "The rejection reason code, when rejected." },
                 "message": { "type": "string" },
                 "waits_for": { "type": "string", "description": "What a parked event waits for." }
+            }
+        }),
+    );
+    schemas.insert(
+        "EventName".into(),
+        json!({
+            "type": "object",
+            "description": "A log record an explanation names: its seq, the event's source, id and type, and when it arrived.",
+            "required": ["seq", "source", "id", "type", "arrived"],
+            "properties": {
+                "seq": { "type": "integer", "minimum": 1 },
+                "source": { "type": "string" },
+                "id": { "type": "string" },
+                "type": { "type": "string" },
+                "arrived": { "type": "string", "format": "date-time" }
+            }
+        }),
+    );
+    schemas.insert(
+        "SubjectExplanation".into(),
+        json!({
+            "type": "object",
+            "description": "Every entry of a payment or deal explained, as `premia explain --payment ID` / `--deal ID --format json` prints it.",
+            "required": ["subject", "entries", "unbooked"],
+            "properties": {
+                "subject": { "type": "string", "description": "`payment ID` or `deal ID`." },
+                "entries": { "type": "array", "description": "In the order the ledger booked them.", "items": { "allOf": [entry_explanation, {
+                    "type": "object",
+                    "required": ["events"],
+                    "properties": {
+                        "events": { "type": "array", "description": "The records the entry depends on, each with its role.",
+                                    "items": { "allOf": [reference("EventName"), {
+                                        "type": "object", "required": ["role"], "properties": { "role": { "type": "string" } }
+                                    }] } },
+                        "scheme": { "type": "object", "properties": {
+                            "event": { "nullable": true, "description": "The scheme.activated record; null for the built-in scheme.",
+                                       "allOf": [reference("EventName")] }
+                        } }
+                    }
+                }] } },
+                "unbooked": { "type": "array", "description": "The subject's records that booked nothing: here, those still waiting (parked); `premia explain` also lists those a rule refused (GET /v1/rejected lists every refusal).",
+                              "items": {
+                    "type": "object",
+                    "required": ["seq", "type", "outcome"],
+                    "properties": {
+                        "seq": { "type": "integer", "minimum": 1 },
+                        "type": { "type": "string" },
+                        "outcome": { "type": "string", "enum": ["rejected", "parked"] },
+                        "reason": { "type": "string" },
+                        "message": { "type": "string" },
+                        "waits_for": { "type": "string" }
+                    }
+                } }
             }
         }),
     );
@@ -191,6 +246,44 @@ pub fn document() -> Value {
             )
             .tap_required()],
             json_ok("The explanation.", reference("Explanation")),
+        ),
+    );
+    let explain_roles = "Roles: admin, auditor; manager:<id> only when it booked something for that manager, and \
+                         only their entries.";
+    let id = |what: &str| {
+        param(
+            "id",
+            "path",
+            &format!("A {what} id as the events carry it (case-sensitive; ids are shared by every source)."),
+            json!({ "type": "string" }),
+        )
+    };
+    add(
+        "/v1/explain/payments/{id}",
+        "get",
+        op(
+            "explainPayment",
+            &format!(
+                "Every entry of a payment (its commission and the clawbacks of its refunds), each with the arithmetic \
+                 on the real numbers, the rule and scheme parameters, the scheme's activation and the events it \
+                 depends on: `premia explain --payment ID --format json`, derived from the fold state and the \
+                 stored entries. {explain_roles}"
+            ),
+            vec![id("payment")],
+            json_ok("The explanation.", reference("SubjectExplanation")),
+        ),
+    );
+    add(
+        "/v1/explain/deals/{id}",
+        "get",
+        op(
+            "explainDeal",
+            &format!(
+                "Every entry of a deal (its commissions, clawbacks and fine), explained as for a payment: \
+                 `premia explain --deal ID --format json`. {explain_roles}"
+            ),
+            vec![id("deal")],
+            json_ok("The explanation.", reference("SubjectExplanation")),
         ),
     );
     add(

@@ -41,7 +41,7 @@ const CURSOR_PREFIX: &[u8] = b"cur";
 pub(crate) const SNAPSHOT_FILE: &str = "snapshot.bin";
 /// Bumped whenever the snapshot's layout changes; an old snapshot is then ignored and the state
 /// rebuilt from the log, which never changes format silently.
-const SNAPSHOT_FORMAT: u32 = 2;
+const SNAPSHOT_FORMAT: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -481,8 +481,13 @@ impl Ledger {
         Ok(RebuildReport { records, identical })
     }
 
-    /// The log record with sequence number `seq` (once it is written).
+    /// The log record with sequence number `seq`, committed or still in the batch being
+    /// gathered: a read through the serving loop sees every record the state has folded, as
+    /// [`entries_of_seq`](Self::entries_of_seq) sees their entries.
     pub fn record(&self, seq: u64) -> Result<Option<LogRecord>, LedgerError> {
+        if let Some(first_seq) = self.pending.first_seq.filter(|&first| seq >= first) {
+            return Ok(decode_chunk(first_seq, &self.pending.chunk)?.into_iter().find(|r| r.seq == seq));
+        }
         self.wait_all_durable()?;
         find_record(&self.db, &self.dir, seq)
     }
@@ -508,14 +513,21 @@ impl Ledger {
     }
 
     /// The entries booked by log record `seq` (committed or pending), in booking order; empty
-    /// when it booked nothing. Reads one stored chunk per period at most: in each period's list
-    /// of chunks, the last one starting at or before `seq`.
+    /// when it booked nothing. They are stored with the batch of the record whose fold booked
+    /// them: the record's own, or, when it waited for its deal or payment, the one that released
+    /// it, which the state tells from the record's ids (`audit::record_applied_at`). Reads the
+    /// record and one stored entry chunk per period at most: in each period's list of chunks, the
+    /// last one starting at or before that record.
     pub fn entries_of_seq(&self, seq: u64) -> Result<Vec<Entry>, LedgerError> {
+        let applied_at = match self.record(seq)? {
+            Some(record) => premia_core::audit::record_applied_at(&self.state, seq, &record.raw),
+            None => return Ok(Vec::new()),
+        };
         self.wait_all_durable()?;
         let mut chunks: Vec<u64> = self
             .entry_index
             .values()
-            .filter_map(|chunks| chunks.partition_point(|&c| c <= seq).checked_sub(1).map(|i| chunks[i]))
+            .filter_map(|chunks| chunks.partition_point(|&c| c <= applied_at).checked_sub(1).map(|i| chunks[i]))
             .collect();
         chunks.sort_unstable();
         chunks.dedup();

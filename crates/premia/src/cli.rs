@@ -23,7 +23,8 @@ A first tour:
   premia rejected                               what was refused, and why
   premia replay --period 2026-11 --as-of 40     November as the ledger knew it at log seq 40
   premia verify                                 check that nobody edited history
-  premia serve                                  consume the NATS stream, publish the accrual feed
+  premia serve                                  consume the NATS stream, publish the accrual feed,
+                                                serve the HTTP API on 127.0.0.1:8080
 
 The rules are the active scheme: `premia scheme show` prints it.";
 
@@ -177,8 +178,12 @@ pub enum Command {
     /// fetched batch is folded, written as one sled batch with the stream position, flushed, and
     /// only then acked; a restart after a crash neither loses nor double-counts anything.
     /// Rejections are stored and also published to premia.rejected.<reason>. Stops on SIGINT or
-    /// SIGTERM after finishing the batch in hand. With --http ADDR it also serves the ledger over
-    /// HTTP to the bearer tokens of the config file's [[http.tokens]] (see deploy/premia.toml).
+    /// SIGTERM after finishing the batch in hand.
+    ///
+    /// It also serves the ledger over HTTP, on 127.0.0.1:8080 unless told otherwise (--http ADDR,
+    /// or --http off for no HTTP at all), to the bearer tokens of the config file's
+    /// [[http.tokens]] (see deploy/premia.toml). When the address is taken, serve stops at once
+    /// and says so: pick another address, or turn the API off.
     Serve(ServeArgs),
 
     /// Publish JSON Lines to the events stream with Nats-Msg-Id set from each event's source and
@@ -233,11 +238,17 @@ pub struct ServeArgs {
     /// same either way).
     #[arg(long)]
     pub no_feed: bool,
-    /// Serve the HTTP API (statements, entries, rejected, pending, /healthz, /readyz, /metrics)
-    /// on this address, such as 127.0.0.1:8080. Off unless given here, by PREMIA_HTTP or by the
-    /// config file's [http] listen. Requests need a bearer token from [[http.tokens]].
-    #[arg(long, env = "PREMIA_HTTP", value_name = "ADDR")]
+    /// Where to serve the HTTP API (statements, entries, explain, rejected, pending, the feed,
+    /// POST /v1/events, /healthz, /readyz, /metrics, /openapi.json): HOST:PORT, such as
+    /// 127.0.0.1:9090 (or 0.0.0.0:8080 for every interface), or `off` for no HTTP. First found
+    /// wins: this flag, PREMIA_HTTP, the config file's [http] listen (which may also say "off"),
+    /// then 127.0.0.1:8080. Requests need a bearer token from [[http.tokens]]; /healthz,
+    /// /readyz and /openapi.json need none.
+    #[arg(long, env = "PREMIA_HTTP", value_name = "ADDR|off")]
     pub http: Option<String>,
+    /// No HTTP API: the same as --http off; it wins over --http, PREMIA_HTTP and the config file.
+    #[arg(long)]
+    pub no_http: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }

@@ -60,6 +60,12 @@ async fn shutdown_signal() {
 }
 
 pub fn serve(data_dir: &Path, args: &ServeArgs, config: &ConfigFile) -> anyhow::Result<ExitCode> {
+    let http = crate::config::http_listen(args.http.as_deref(), args.no_http, config.http.listen.as_deref())?;
+    let tokens = premia_http::Tokens::from_config(&config.http.tokens)
+        .map_err(|e| anyhow::anyhow!("the config file's [http] section is not valid: {e}"))?;
+    // The address is taken first: one in use stops serve at once, before the ledger is folded
+    // and NATS dialled, rather than after a long start (or never, while NATS is down).
+    let listener = http.as_deref().map(bind_http).transpose()?;
     let mut ledger = Ledger::open(data_dir, &LedgerOptions::default(), "serve")?;
     let stream = StreamSettings {
         stream: stream_name(&args.nats, config),
@@ -72,13 +78,10 @@ pub fn serve(data_dir: &Path, args: &ServeArgs, config: &ConfigFile) -> anyhow::
     };
     let options =
         ServeOptions { batch: args.batch as usize, drain: args.drain, feed: !args.no_feed, ..ServeOptions::default() };
-    let http = args.http.clone().or(config.http.listen.clone());
-    let tokens = premia_http::Tokens::from_config(&config.http.tokens)
-        .map_err(|e| anyhow::anyhow!("the config file's [http] section is not valid: {e}"))?;
     let report = runtime()?.block_on(async {
         let client = premia_nats::connect(&settings(&args.nats, config)).await?;
-        let queries = match &http {
-            Some(address) => Some(start_http(address, tokens, &client, &stream).await?),
+        let queries = match listener {
+            Some(listener) => Some(start_http(listener, tokens, &client, &stream)?),
             None => None,
         };
         premia_nats::serve(&mut ledger, &client, &stream, &options, shutdown_signal(), queries)
@@ -101,20 +104,36 @@ pub fn serve(data_dir: &Path, args: &ServeArgs, config: &ConfigFile) -> anyhow::
     Ok(ExitCode::SUCCESS)
 }
 
-/// Binds the HTTP API's address (so a taken port fails at once) and serves it on a task; the
-/// returned receiver goes to the serving loop, which answers the API's queries.
-async fn start_http(
-    address: &str,
+/// Takes the HTTP API's address, or says what to do instead.
+fn bind_http(address: &str) -> anyhow::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(address).map_err(|e| {
+        let why = if e.kind() == io::ErrorKind::AddrInUse {
+            "the address is already in use (by another premia serve, or another program)".to_string()
+        } else {
+            e.to_string()
+        };
+        anyhow::anyhow!(
+            "cannot serve HTTP on {address}: {why}. Pick another address with --http HOST:PORT (or PREMIA_HTTP, \
+             or listen in the config file's [http] section), or turn the API off with --http off"
+        )
+    })?;
+    // tokio takes the socket over as it is: it must not block.
+    listener.set_nonblocking(true).with_context(|| format!("cannot set up the HTTP socket on {address}"))?;
+    Ok(listener)
+}
+
+/// Serves the HTTP API on a task of the runtime; the returned receiver goes to the serving loop,
+/// which answers the API's queries.
+fn start_http(
+    listener: std::net::TcpListener,
     tokens: premia_http::Tokens,
     client: &async_nats::Client,
     stream: &StreamSettings,
 ) -> anyhow::Result<tokio::sync::mpsc::Receiver<premia_nats::Query>> {
-    let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {
-        format!("cannot listen for HTTP on {address}; free the port or give another address with --http HOST:PORT")
-    })?;
+    let listener = tokio::net::TcpListener::from_std(listener).context("cannot hand the HTTP socket to the runtime")?;
     if tokens.is_empty() {
         tracing::warn!(
-            "no [[http.tokens]] in the config file: every /v1 and /metrics request will be refused with 401"
+            "no [[http.tokens]] in the config file: every /v1 and /metrics request (and the dashboard's sign-in) will be refused with 401; make a token with `premia token --role ROLE`"
         );
     }
     let (sender, receiver) = tokio::sync::mpsc::channel(premia_http::QUERY_QUEUE);

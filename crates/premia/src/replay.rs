@@ -9,11 +9,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use premia_core::audit::{self, EntryExplanation, ManagerChange, ManagerComparison};
-use premia_core::fold::{Entry, EntryDetail};
+use premia_core::audit::{self, EntryExplanation, ManagerChange, ManagerComparison, Subject};
+use premia_core::fold::Entry;
 use premia_core::money::{fixed_text, money_grouped};
 use premia_core::statement::EntryView;
 use premia_core::{Period, Scheme, Statement};
+use premia_http::explain as explain_json;
 use premia_ledger::replay::{period_selection, AuditLog, IndexHead, Replayed, Selection};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -483,21 +484,15 @@ fn comparison_text(c: &Comparison, out: &mut impl Write) -> io::Result<()> {
     Ok(())
 }
 
-/// `source`, `id` and `type` of a log record, for naming the events an entry depends on.
+/// `seq`, `source`, `id`, `type` and arrival of a log record, for naming the events an entry
+/// depends on (the same names `GET /v1/explain/...` gives).
 fn event_names(log: &AuditLog, seq: u64) -> anyhow::Result<Value> {
-    let record = log.record(seq)?.with_context(|| format!("log record {seq} is missing"))?;
-    let v: Value = serde_json::from_slice(&record.raw).unwrap_or(Value::Null);
-    Ok(json!({
-        "seq": seq,
-        "source": v.get("source").cloned().unwrap_or(Value::Null),
-        "id": v.get("id").cloned().unwrap_or(Value::Null),
-        "type": v.get("type").cloned().unwrap_or(Value::Null),
-        "arrived": render::rfc3339(record.arrived_ms),
-    }))
+    let record = log.record(seq)?.with_context(|| format!("log record {seq} is missing; run `premia verify`"))?;
+    Ok(explain_json::event_names(&record))
 }
 
 /// Which entries of a fold an explanation is about.
-type EntryFilter = Box<dyn Fn(&Entry) -> bool>;
+type EntryFilter<'a> = Box<dyn Fn(&Entry) -> bool + 'a>;
 
 pub fn explain(data_dir: &Path, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     let (log, head) = open_indexed(data_dir, "explain")?;
@@ -506,7 +501,27 @@ pub fn explain(data_dir: &Path, args: &ExplainArgs) -> anyhow::Result<ExitCode> 
     let manager = args.manager.as_deref();
     // Which records to fold, and which of the entries they book to explain.
     let mut entry_seq = None;
-    let (seqs, subject, keep): (Vec<u64>, String, EntryFilter) = if let Some(text) = &args.entry {
+    let subject = match (&args.payment, &args.deal) {
+        (Some(id), _) => Some(Subject::Payment(id)),
+        (None, Some(id)) => Some(Subject::Deal(id)),
+        (None, None) => None,
+    };
+    let (seqs, subject_name, keep): (Vec<u64>, String, EntryFilter) = if let Some(subject) = subject {
+        // The component of the payment or deal: every record joined to it by an id.
+        let mut s = index.component_of_key(&subject.index_key());
+        if s.is_empty() {
+            match subject {
+                Subject::Payment(id) => {
+                    bail!("no payment {id:?} is in the log; check the id (payment_id of payment.received)")
+                }
+                Subject::Deal(id) => bail!("no deal {id:?} is in the log; check the id (deal_id of deal.created)"),
+            }
+        }
+        s.extend(head.globals.iter().copied());
+        s.sort_unstable();
+        s.dedup();
+        (s, subject.name(), Box::new(move |e: &Entry| subject.covers(e)))
+    } else if let Some(text) = &args.entry {
         let digits = text.trim_start_matches("seq").trim_start_matches([':', ' ']);
         let seq: u64 = digits.parse().with_context(|| {
             format!(
@@ -530,38 +545,6 @@ pub fn explain(data_dir: &Path, args: &ExplainArgs) -> anyhow::Result<ExitCode> 
             }
         };
         (seqs, format!("log record {seq}"), Box::new(move |e: &Entry| e.seq == seq))
-    } else if let Some(id) = &args.payment {
-        let mut s = index.component_of_key(&format!("p:{id}"));
-        if s.is_empty() {
-            bail!("no payment {id:?} is in the log; check the id (payment_id of payment.received)");
-        }
-        s.extend(head.globals.iter().copied());
-        s.sort_unstable();
-        s.dedup();
-        let id = id.clone();
-        let keep = move |e: &Entry| match &e.detail {
-            EntryDetail::Commission { payment_id, .. } | EntryDetail::Clawback { payment_id, .. } => {
-                **payment_id == *id
-            }
-            _ => false,
-        };
-        (s, format!("payment {}", args.payment.as_deref().unwrap_or_default()), Box::new(keep))
-    } else if let Some(id) = &args.deal {
-        let mut s = index.component_of_key(&format!("d:{id}"));
-        if s.is_empty() {
-            bail!("no deal {id:?} is in the log; check the id (deal_id of deal.created)");
-        }
-        s.extend(head.globals.iter().copied());
-        s.sort_unstable();
-        s.dedup();
-        let id = id.clone();
-        let keep = move |e: &Entry| match &e.detail {
-            EntryDetail::Commission { deal_id, .. }
-            | EntryDetail::Clawback { deal_id, .. }
-            | EntryDetail::Fine { deal_id } => **deal_id == *id,
-            EntryDetail::PlanBonus(_) => false,
-        };
-        (s, format!("deal {}", args.deal.as_deref().unwrap_or_default()), Box::new(keep))
     } else {
         bail!("say what to explain: an entry's seq, --payment ID or --deal ID");
     };
@@ -574,40 +557,17 @@ pub fn explain(data_dir: &Path, args: &ExplainArgs) -> anyhow::Result<ExitCode> 
         .map(|a| audit::explain_entry(state, &a.entry, a.applied_at, &a.scheme, a.scheme_seq))
         .collect();
     // What became of the subject's records that booked nothing: rejected by a rule, or parked.
-    let mut outcomes = Vec::new();
-    for seq in seqs.iter().filter(|s| !head.globals.contains(s)) {
-        if let Some((event_type, rejection)) = state.rejected_by_rule().get(seq) {
-            outcomes.push(json!({"seq": seq, "type": event_type.as_str(), "outcome": "rejected",
-                                 "reason": rejection.reason.code(), "message": rejection.message}));
-        } else if let Some(parked) = state.parked().get(seq) {
-            outcomes.push(json!({"seq": seq, "type": parked.event.data.event_type().as_str(), "outcome": "parked",
-                                 "waits_for": parked.waits_for.to_string()}));
-        }
-    }
+    let outcomes: Vec<Value> =
+        seqs.iter().filter(|s| !head.globals.contains(s)).filter_map(|s| explain_json::unbooked(state, *s)).collect();
     let mut items = Vec::new();
     for x in &explanations {
-        let mut events = Vec::new();
-        for link in &x.depends_on {
-            let mut names = event_names(&log, link.seq)?;
-            names["role"] = json!(link.role);
-            events.push(names);
-        }
-        let scheme_event = match x.scheme.seq {
-            Some(seq) => event_names(&log, seq)?,
-            None => Value::Null,
-        };
-        let mut v = serde_json::to_value(x)?;
-        v["events"] = Value::Array(events);
-        v["scheme"]["event"] = scheme_event;
-        items.push(v);
+        items.push(explain_json::item(x, |seq| event_names(&log, seq))?);
     }
     let mut out = io::stdout().lock();
     match args.format {
-        Format::Json => writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&json!({"subject": subject, "entries": items, "unbooked": outcomes}))?
-        )?,
+        Format::Json => {
+            writeln!(out, "{}", serde_json::to_string_pretty(&explain_json::document(&subject_name, items, outcomes))?)?
+        }
         Format::Text => {
             if items.is_empty() {
                 let what = match entry_seq {
@@ -622,7 +582,7 @@ pub fn explain(data_dir: &Path, args: &ExplainArgs) -> anyhow::Result<ExitCode> 
                     }
                     None => String::new(),
                 };
-                writeln!(out, "No entry was booked for {subject}{what}.")?;
+                writeln!(out, "No entry was booked for {subject_name}{what}.")?;
             }
             for (x, v) in explanations.iter().zip(&items) {
                 writeln!(
