@@ -247,6 +247,20 @@ fn the_dashboard_follows_a_payment_live_in_russian_without_reloading() {
         assert_eq!(count(&client, "#entries li").await, 2);
         let newest = text_of(&client, "#entries li:first-child .amount").await;
         assert_eq!(newest, rub("100,00 ₽"));
+        // Opening "how it was worked out" shows the arithmetic from /v1/explain/payments/P-403.
+        client.find(Locator::Css("#entries li:first-child summary")).await.unwrap().click().await.unwrap();
+        let formula = "#entries li:first-child .formula";
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while text_of(&client, formula).await.is_empty() {
+            assert!(Instant::now() < deadline, "no workings under the newest entry");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let workings = text_of(&client, formula).await;
+        assert!(
+            workings.starts_with("margin 10 000.00 x paid 100 000.00 / amount 100 000.00 x rate 0.01")
+                && workings.ends_with("= 100.00"),
+            "{workings}"
+        );
         let width =
             client.execute("return document.getElementById('progress-fill').style.width;", vec![]).await.unwrap();
         assert_eq!(width, json!("40%"), "60 % of plan on a bar that ends at 150 %");

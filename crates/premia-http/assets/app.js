@@ -19,7 +19,7 @@
       booked: 'Booked this period', commission: 'Commission', clawback: 'Clawbacks', fines: 'Fines',
       planBonus: 'Plan bonus', bonus: 'Plan bonus', progress: 'Progress to plan', overdue: 'Overdue deals',
       overdueNone: 'No overdue deals.', deal: 'Deal', client: 'Client', due: 'Due', outstanding: 'Outstanding',
-      daysLate: 'Days late', entries: 'Entries', entriesNone: 'Nothing booked in this period yet.',
+      daysLate: 'Days late', entries: 'Entries', why: 'How it was worked out', rule: 'Rule', entriesNone: 'Nothing booked in this period yet.',
       projected: 'projected', bookedStatus: 'booked', noPlan: 'No plan assigned for this period.',
       planLine: (target, actual, metric, coefficient) =>
         `Plan ${target}, actual ${actual} (${metric}); coefficient ${coefficient}.`,
@@ -41,7 +41,7 @@
       booked: 'Начислено за период', commission: 'Комиссия', clawback: 'Возвраты', fines: 'Штрафы',
       planBonus: 'Премия за план', bonus: 'Премия за план', progress: 'Выполнение плана', overdue: 'Просроченные сделки',
       overdueNone: 'Просроченных сделок нет.', deal: 'Сделка', client: 'Клиент', due: 'Срок', outstanding: 'Долг',
-      daysLate: 'Просрочка, дн.', entries: 'Начисления', entriesNone: 'В этом периоде пока ничего не начислено.',
+      daysLate: 'Просрочка, дн.', entries: 'Начисления', why: 'Как посчитано', rule: 'Правило', entriesNone: 'В этом периоде пока ничего не начислено.',
       projected: 'прогноз', bookedStatus: 'начислено', noPlan: 'План на этот период не назначен.',
       planLine: (target, actual, metric, coefficient) =>
         `План ${target}, факт ${actual} (${metric}); коэффициент ${coefficient}.`,
@@ -355,8 +355,44 @@
     const ref = document.createElement('span');
     ref.className = 'ref';
     ref.textContent = `seq ${entry.event.seq} · ${entry.event.type}${entry.adjustment_of ? ` · ${entry.adjustment_of}` : ''}`;
-    item.append(kind, amount, why, ref);
+    item.append(kind, amount, why, ref, workings(entry));
     return item;
+  }
+
+  // "How it was worked out": the arithmetic and the rule, from /v1/explain, read when opened.
+  function workings(entry) {
+    const details = document.createElement('details');
+    details.className = 'workings';
+    const summary = document.createElement('summary');
+    summary.textContent = t('why');
+    const body = document.createElement('div');
+    details.append(summary, body);
+    const path = entry.payment_id ? `/v1/explain/payments/${encodeURIComponent(entry.payment_id)}`
+      : entry.deal_id ? `/v1/explain/deals/${encodeURIComponent(entry.deal_id)}`
+        : null;
+    let loaded = false;
+    details.addEventListener('toggle', async () => {
+      if (!details.open || loaded || !path) return;
+      loaded = true;
+      try {
+        const answer = await api(path);
+        const mine = (answer.entries || []).find((e) =>
+          e.entry.event.seq === entry.event.seq && e.entry.kind === entry.kind && e.manager_id === state.manager);
+        if (!mine) throw new Error('not found');
+        const formula = document.createElement('code');
+        formula.className = 'formula';
+        formula.textContent = mine.formula;
+        const rule = document.createElement('p');
+        rule.className = 'rule';
+        rule.textContent = `${t('rule')}: ${mine.rule}`;
+        body.replaceChildren(formula, rule);
+      } catch (error) {
+        loaded = false;
+        body.textContent = TEXT[state.lang].failed(error.message);
+      }
+    });
+    if (!path) details.hidden = true;
+    return details;
   }
 
   function renderEntries(entries) {
