@@ -77,11 +77,11 @@ pub fn serve(data_dir: &Path, args: &ServeArgs, config: &ConfigFile) -> anyhow::
         .map_err(|e| anyhow::anyhow!("the config file's [http] section is not valid: {e}"))?;
     let report = runtime()?.block_on(async {
         let client = premia_nats::connect(&settings(&args.nats, config)).await?;
-        let queries = match &http {
-            Some(address) => Some(start_http(address, tokens, &client, &stream).await?),
+        let readers = match &http {
+            Some(address) => Some(start_http(address, tokens, &client, &stream, args.statement_periods as usize)?),
             None => None,
         };
-        premia_nats::serve(&mut ledger, &client, &stream, &options, shutdown_signal(), queries)
+        premia_nats::serve(&mut ledger, &client, &stream, &options, shutdown_signal(), readers)
             .await
             .map_err(anyhow::Error::from)
     })?;
@@ -101,31 +101,68 @@ pub fn serve(data_dir: &Path, args: &ServeArgs, config: &ConfigFile) -> anyhow::
     Ok(ExitCode::SUCCESS)
 }
 
-/// Binds the HTTP API's address (so a taken port fails at once) and serves it on a task; the
-/// returned receiver goes to the serving loop, which answers the API's queries.
-async fn start_http(
+/// Binds the HTTP API's address (so a taken port fails at once) and serves it on threads of
+/// its own; the returned readers go to the serving loop, which answers the API's queries and
+/// publishes its statements' read model (holding the entries of `statement_periods` periods at
+/// most).
+fn start_http(
     address: &str,
     tokens: premia_http::Tokens,
     client: &async_nats::Client,
     stream: &StreamSettings,
-) -> anyhow::Result<tokio::sync::mpsc::Receiver<premia_nats::Query>> {
-    let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {
-        format!("cannot listen for HTTP on {address}; free the port or give another address with --http HOST:PORT")
-    })?;
+    statement_periods: usize,
+) -> anyhow::Result<premia_nats::Readers> {
+    let listener =
+        std::net::TcpListener::bind(address).and_then(|l| l.set_nonblocking(true).map(|()| l)).with_context(|| {
+            format!("cannot listen for HTTP on {address}; free the port or give another address with --http HOST:PORT")
+        })?;
     if tokens.is_empty() {
         tracing::warn!(
             "no [[http.tokens]] in the config file: every /v1 and /metrics request will be refused with 401"
         );
     }
     let (sender, receiver) = tokio::sync::mpsc::channel(premia_http::QUERY_QUEUE);
-    let state = premia_http::ApiState::new(sender, tokens, Some(client.clone()), stream.clone());
+    let statements = std::sync::Arc::new(premia_ledger::ReadModel::new(statement_periods));
+    let state = premia_http::ApiState::new(sender, statements.clone(), tokens, Some(client.clone()), stream.clone());
     tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "HTTP API listening");
-    tokio::spawn(async move {
-        if let Err(e) = premia_http::run(listener, state).await {
-            tracing::error!(error = %e, "the HTTP API stopped");
-        }
-    });
-    Ok(receiver)
+    // A runtime of its own: the serving loop holds its worker thread for each step (a chunk
+    // folded, a period's entries loaded: milliseconds, more), and a request queued on that
+    // worker would wait for the step. On threads of their own, requests are scheduled by the
+    // OS beside the fold, which lets a thread that mostly waits run as soon as it wakes.
+    let (started, start) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("premia-http".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("premia-http")
+                .enable_all()
+                .build();
+            let runtime = match runtime {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = started.send(Err(e));
+                    return;
+                }
+            };
+            let listener = match runtime.block_on(async { tokio::net::TcpListener::from_std(listener) }) {
+                Ok(listener) => listener,
+                Err(e) => {
+                    let _ = started.send(Err(e));
+                    return;
+                }
+            };
+            let _ = started.send(Ok(()));
+            if let Err(e) = runtime.block_on(premia_http::run(listener, state)) {
+                tracing::error!(error = %e, "the HTTP API stopped");
+            }
+        })
+        .context("cannot start the HTTP API's thread")?;
+    start
+        .recv()
+        .map_err(|_| anyhow::anyhow!("the HTTP API's thread ended before it started"))?
+        .context("cannot start the HTTP API's runtime")?;
+    Ok(premia_nats::Readers { queries: receiver, statements })
 }
 
 pub fn publish(args: &PublishArgs, config: &ConfigFile) -> anyhow::Result<ExitCode> {
