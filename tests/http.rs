@@ -97,8 +97,9 @@ fn the_http_api_serves_the_ledger_to_each_role_as_allowed() {
     let stderr_path = work.path().join("serve.stderr");
     let mut serve = start_serve(&dir, &config, &server.url(), &address, &stderr_path);
 
-    // Wait until the month is in: five managers in November, and every line the stream holds
-    // (29 published, one a redelivery JetStream dropped: 28) applied or rejected.
+    // Wait until the month is in: every line the stream holds (29 published, one a redelivery
+    // JetStream dropped: 28) in a committed batch, which the statements are read from once it
+    // is durable, and five managers in November.
     let deadline = Instant::now() + Duration::from_secs(60);
     let november = loop {
         assert!(
@@ -106,15 +107,13 @@ fn the_http_api_serves_the_ledger_to_each_role_as_allowed() {
             "serve did not take the month in; its stderr:\n{}",
             std::fs::read_to_string(&stderr_path).unwrap_or_default()
         );
-        if let Ok((status, body)) = try_get(&base, "/v1/statements/2026-11", Some(ADMIN)) {
-            if status == 200 {
+        if let Ok((200, metrics)) = try_get(&base, "/metrics", Some(ADMIN)) {
+            if metric(&metrics, "premia_batch_size_sum") == Some(28) {
+                let (status, body) = get(&base, "/v1/statements/2026-11", Some(ADMIN));
+                assert_eq!(status, 200, "{body}");
                 let statement: Value = serde_json::from_str(&body).unwrap();
-                let (_, metrics) = get(&base, "/metrics", Some(ADMIN));
-                let seen = metric(&metrics, "premia_events_applied_total").unwrap_or(0)
-                    + metric(&metrics, "premia_events_rejected_total").unwrap_or(0);
-                if statement["managers"].as_array().map(Vec::len) == Some(5) && seen == 28 {
-                    break statement;
-                }
+                assert_eq!(statement["managers"].as_array().map(Vec::len), Some(5), "{statement}");
+                break statement;
             }
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -274,7 +273,19 @@ fn the_http_api_serves_the_ledger_to_each_role_as_allowed() {
     assert_eq!(metric(&metrics, "premia_commit_seconds_count"), batches, "{metrics}");
     assert_eq!(metric(&metrics, "premia_consumer_pending"), Some(0), "{metrics}");
 
-    // What the API says now, to compare with the command line once serve has stopped.
+    // What the API says now, to compare with the command line once serve has stopped: every
+    // manager's statement of both months, as bytes (and one of them twice: the second time
+    // from what the first rendered).
+    let mut bodies = Vec::new();
+    for period in ["2026-11", "2026-12", "2026-10"] {
+        for manager in ["M-1", "M-2", "M-3", "M-4", "M-5"] {
+            let route = format!("/v1/managers/{manager}/statements/{period}");
+            let (status, body) = get(&base, &route, Some(AUDITOR));
+            assert_eq!(status, 200, "{route}: {body}");
+            assert_eq!(get(&base, &route, Some(ADMIN)), (status, body.clone()), "{route} read again");
+            bodies.push((period, manager, body));
+        }
+    }
     let (_, m2_november) = get_json(&base, "/v1/managers/M-2/statements/2026-11", Some(MANAGER_2));
     let (_, m2_entries) = get_json(&base, "/v1/managers/M-2/entries?from=2026-11&to=2026-12", Some(MANAGER_2));
     let (_, december) = get_json(&base, "/v1/statements/2026-12", Some(AUDITOR));
@@ -413,6 +424,12 @@ fn the_http_api_serves_the_ledger_to_each_role_as_allowed() {
     assert_eq!(december, cli(&["statement", "--period", "2026-12", "--format", "json"]));
     let m2_cli = cli(&["statement", "--period", "2026-11", "--manager", "M-2", "--format", "json"]);
     assert_eq!(m2_november, m2_cli);
+    // Byte for byte: the API answers the compact JSON of the statement's JSON value.
+    for (period, manager, body) in &bodies {
+        let expected = cli(&["statement", "--period", period, "--manager", manager, "--format", "json"]);
+        assert_eq!(body, &serde_json::to_string(&expected).unwrap(), "{manager} {period}");
+    }
+    assert!(bodies.iter().any(|(_, _, b)| b.contains("\"seal\"")), "November is closed, with its seal");
     // The entries route lists the statements' entries of M-2 over both months, each with its
     // period.
     let mut expected_entries = Vec::new();

@@ -255,10 +255,16 @@ fn events_posted_over_http_are_published_only_when_all_are_valid() {
     let expected_november = expected["statements"]["2026-11"].as_object().unwrap();
     let mut november = Value::Null;
     wait_until(work.path(), "the posted month to be folded", || {
-        let (status, statement) = get_json(&base, "/v1/statements/2026-11", AUDITOR);
+        // Statements are read from what is durable: once the 27 messages are in committed
+        // batches, the statement shows them.
         let (_, metrics) = call("GET", &base, "/metrics", Some(AUDITOR), None).unwrap();
+        if !metrics.contains("\npremia_batch_size_sum 27\n") {
+            return false;
+        }
+        assert!(metrics.contains("\npremia_events_applied_total 27\n"), "{metrics}");
+        let (status, statement) = get_json(&base, "/v1/statements/2026-11", AUDITOR);
         november = statement;
-        status == 200 && metrics.contains("\npremia_events_applied_total 27\n")
+        status == 200
     });
     let managers = november["managers"].as_array().unwrap();
     assert_eq!(managers.len(), expected_november.len());
@@ -343,15 +349,27 @@ fn a_managers_feed_over_sse_carries_new_payments_and_resumes_after_last_event_id
     assert_eq!((entry["amount"].as_str(), entry["adjustment_of"].as_str()), (Some("40.00"), Some("2026-11")));
     // The feed message carries the period's figures after its batch; nothing else has been
     // posted since, so they are M-4's statement of that period now.
+    // The statement is published before the feed goes out, so it shows the payment already.
     let (_, statement) = get_json(&base, &format!("/v1/managers/M-4/statements/{period}"), MANAGER_4);
     let update = first.data["updates"].as_array().unwrap().iter().find(|u| u["period"] == period).unwrap();
     assert_eq!(update["total"], statement["managers"][0]["total"], "{}", first.data);
+    let entries = statement["managers"][0]["entries"].as_array().unwrap();
+    assert_eq!(entries.iter().filter(|e| e["payment_id"] == "P-403").collect::<Vec<_>>(), [&entry], "{statement}");
 
     // The rest of the deal, in a batch of its own after the first was fed.
     let (got, body) = post(&base, Some(PUBLISHER), ONE, &payment("wh-3", "P-404", "60000.00"));
     assert_eq!(got, 202, "{body}");
     let second = feed.until_payment("P-404");
     assert_eq!(entry_of(&second.data, "P-404").1["amount"], "60.00", "1.0 % of 10 000.00 x 60 000 / 100 000");
+    // Read right after: both payments, and a total that is the sum of the entries.
+    let (_, statement) = get_json(&base, &format!("/v1/managers/M-4/statements/{period}"), MANAGER_4);
+    let figures = &statement["managers"][0];
+    let entries = figures["entries"].as_array().unwrap();
+    for p in ["P-403", "P-404"] {
+        assert_eq!(entries.iter().filter(|e| e["payment_id"] == p).count(), 1, "{p}: {statement}");
+    }
+    let cents = |v: &Value| -> i64 { v.as_str().unwrap().replace('.', "").parse().unwrap() };
+    assert_eq!(cents(&figures["total"]), entries.iter().map(|e| cents(&e["amount"])).sum::<i64>(), "{statement}");
     assert!(second.id > first.id, "{} then {}", first.id, second.id);
     drop(feed);
 

@@ -317,6 +317,34 @@ pub struct LedgerState {
     /// Sources and manager ids recur in every entry: one shared copy of each.
     #[serde(skip)]
     names: Interner,
+    /// What folds changed, while someone keeps a read model beside this state.
+    #[serde(skip)]
+    changes: ChangeLog,
+}
+
+/// What folds changed that a statement shows, since it was last taken: which books moved,
+/// which periods were closed, whether a scheme was activated. Recorded only while tracking is
+/// on ([`LedgerState::track_changes`]): a read model kept beside the state (the HTTP API's
+/// statements) refreshes exactly these instead of everything after each batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// (period, manager) of every book an event moved (entries, plan, the `booked` metric).
+    pub books: BTreeSet<(Period, Id)>,
+    /// Periods closed: every book in them shows a new status, some a booked plan bonus.
+    pub closed: BTreeSet<Period>,
+    /// A scheme was activated: the currency and plan figures of every statement may differ.
+    pub scheme: bool,
+}
+
+/// `Some` while changes are recorded. Like the interner, it changes no outcome, so two states
+/// are equal whatever it holds.
+#[derive(Debug, Clone, Default)]
+struct ChangeLog(Option<Changes>);
+
+impl PartialEq for ChangeLog {
+    fn eq(&self, _: &ChangeLog) -> bool {
+        true
+    }
 }
 
 /// A cache of shared names. It changes no outcome, so two states are equal whatever it holds.
@@ -368,6 +396,22 @@ impl LedgerState {
             rejected_by_rule: BTreeMap::new(),
             scheme_history: Vec::new(),
             names: Interner::default(),
+            changes: ChangeLog::default(),
+        }
+    }
+
+    /// Starts (or stops) recording what folds change, for [`take_changes`](Self::take_changes).
+    /// Off by default: nothing but a read model needs it.
+    pub fn track_changes(&mut self, on: bool) {
+        self.changes.0 = if on { Some(Changes::default()) } else { None };
+    }
+
+    /// What folds changed since tracking started or this was last called (nothing when
+    /// tracking is off).
+    pub fn take_changes(&mut self) -> Changes {
+        match &mut self.changes.0 {
+            Some(changes) => std::mem::take(changes),
+            None => Changes::default(),
         }
     }
 
@@ -611,6 +655,9 @@ impl LedgerState {
     }
 
     fn book_of(&mut self, period: Period, manager: &Id) -> &mut ManagerBook {
+        if let Some(changes) = &mut self.changes.0 {
+            changes.books.insert((period, manager.clone()));
+        }
         self.books.entry(period).or_default().entry(manager.clone()).or_default()
     }
 
@@ -624,6 +671,9 @@ impl LedgerState {
             EventData::PlanAssigned(p) => self.apply_plan(seq, p),
             EventData::PeriodClosed(c) => self.apply_close(seq, event, c.period),
             EventData::SchemeActivated(scheme) => {
+                if let Some(changes) = &mut self.changes.0 {
+                    changes.scheme = true;
+                }
                 self.calendar = Arc::new(scheme.calendar());
                 self.scheme = Arc::new((**scheme).clone());
                 self.scheme_seq = Some(seq);
@@ -906,6 +956,9 @@ impl LedgerState {
             }
         }
         self.closed.insert(period, seq);
+        if let Some(changes) = &mut self.changes.0 {
+            changes.closed.insert(period);
+        }
         Step::applied(entries, None)
     }
 }

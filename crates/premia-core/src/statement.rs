@@ -6,8 +6,9 @@ use schemars::JsonSchema;
 use serde::{Serialize, Serializer};
 
 use crate::calendar::{date_text, Period};
-use crate::fold::{plan_figures, Entry, EntryDetail, EntryKind, LedgerState, ManagerBook, PlanFigures};
+use crate::fold::{plan_figures, Entry, EntryDetail, EntryKind, LedgerState, ManagerBook, PlanFigures, Timing};
 use crate::money::{fixed_text, money_grouped, money_text, percent_text};
+use crate::scheme::Scheme;
 
 pub(crate) fn money<S: Serializer>(value: &Decimal, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&money_text(*value))
@@ -158,24 +159,19 @@ impl LedgerState {
                     book.entry_count,
                     "the edge supplied the entries of {period} {manager_id}"
                 );
-                managers.push(self.manager_statement(manager_id, book, closed, &own));
+                let views = own.iter().map(|e| self.entry_view(e)).collect();
+                managers.push(manager_statement(self.scheme(), manager_id, book, closed, views));
             }
         }
-        Statement {
-            period: period.to_string(),
-            currency: self.scheme().currency.clone(),
-            status: if closed { "closed" } else { "open" },
-            managers,
-            // The seal needs the log's chain hash, which only the edge holds.
-            seal: None,
-        }
+        Statement::frame(self.scheme(), period, closed, managers)
     }
 
     /// One manager's figures in one period with the given entries (for the live feed: the
     /// entries a batch just booked), or `None` when nothing is there for them.
     pub fn accrual_update(&self, period: Period, manager_id: &str, new_entries: &[&Entry]) -> Option<AccrualUpdate> {
         let book = self.books().get(&period)?.get(manager_id)?;
-        let figures = self.manager_statement(manager_id, book, self.is_closed(period), new_entries);
+        let views = new_entries.iter().map(|e| self.entry_view(e)).collect();
+        let figures = manager_statement(self.scheme(), manager_id, book, self.is_closed(period), views);
         Some(AccrualUpdate {
             period: period.to_string(),
             currency: self.scheme().currency.clone(),
@@ -184,147 +180,222 @@ impl LedgerState {
         })
     }
 
-    fn manager_statement(
-        &self,
-        manager_id: &str,
-        book: &ManagerBook,
-        closed: bool,
-        entries: &[&Entry],
-    ) -> ManagerStatement {
-        let plan = book.plan.as_ref().map(|plan| {
-            let (figures, status) = match (&book.plan_result, closed) {
-                (Some(f), true) => (f.clone(), "booked"),
-                _ => (plan_figures(self.scheme(), book, plan), "projected"),
-            };
-            PlanView {
-                target: figures.target,
-                actual: figures.actual,
-                achievement: figures.achievement,
-                coefficient: figures.coefficient,
-                bonus: figures.bonus,
-                bonus_base: figures.bonus_base,
-                metric: self.scheme().plan.metric.as_str(),
-                status,
+    /// What the explanation of `entry` reads from its deal and payment.
+    pub fn entry_facts(&self, entry: &Entry) -> EntryFacts {
+        let deal = |id: &str| {
+            self.deal(id).map(|d| DealFacts {
+                margin: d.margin,
+                amount: d.amount,
+                due_date: d.due_date,
+                cancelled_on: d.cancelled.map(|(on, _)| on),
+            })
+        };
+        match &entry.detail {
+            EntryDetail::Commission { deal_id, payment_id, .. } => EntryFacts {
+                deal: deal(deal_id),
+                payment: self.payment(payment_id).map(|p| PaymentFacts { amount: p.amount, paid_on: p.paid_on }),
+            },
+            EntryDetail::Clawback { deal_id, .. } | EntryDetail::Fine { deal_id } => {
+                EntryFacts { deal: deal(deal_id), payment: None }
             }
-        });
-        ManagerStatement {
-            manager_id: manager_id.to_string(),
-            commission: book.commission,
-            clawback: book.clawback,
-            fines: book.fines,
-            plan_bonus: book.plan_bonus,
-            total: book.total(),
-            plan,
-            entries: entries.iter().map(|e| self.entry_view(e)).collect(),
+            EntryDetail::PlanBonus(_) => EntryFacts::default(),
         }
     }
 
     pub fn entry_view(&self, entry: &Entry) -> EntryView {
-        let event_type = match entry.kind {
-            EntryKind::Commission => "payment.received",
-            EntryKind::Clawback => "payment.refunded",
-            EntryKind::Fine => "deal.cancelled",
-            EntryKind::PlanBonus => "period.closed",
-        };
-        let mut view = EntryView {
-            kind: entry.kind.as_str(),
-            amount: entry.amount,
-            event: EventRef {
-                seq: entry.seq,
-                source: entry.source.to_string(),
-                id: entry.event_id.to_string(),
-                event_type,
-            },
-            deal_id: None,
-            payment_id: None,
-            refund_id: None,
-            timing: None,
-            working_days_late: None,
-            rate: None,
-            adjustment_of: entry.adjustment_of.map(|p| p.to_string()),
-            explanation: self.explain(entry),
-        };
-        match &entry.detail {
-            EntryDetail::Commission { deal_id, payment_id, timing, working_days_late, rate, .. } => {
-                view.deal_id = Some(deal_id.to_string());
-                view.payment_id = Some(payment_id.to_string());
-                view.timing = Some(timing.as_str());
-                view.working_days_late = Some(*working_days_late);
-                view.rate = Some(rate.to_string());
-            }
-            EntryDetail::Clawback { deal_id, payment_id, refund_id, rate, .. } => {
-                view.deal_id = Some(deal_id.to_string());
-                view.payment_id = Some(payment_id.to_string());
-                view.refund_id = Some(refund_id.to_string());
-                view.rate = Some(rate.to_string());
-            }
-            EntryDetail::Fine { deal_id } => view.deal_id = Some(deal_id.to_string()),
-            EntryDetail::PlanBonus(_) => {}
-        }
-        view
+        entry_view(entry, &self.entry_facts(entry))
     }
 
     /// The arithmetic of an entry with its real numbers, in one line.
     pub fn explain(&self, entry: &Entry) -> String {
-        let signed = |d: Decimal| if d >= Decimal::ZERO { format!("+{}", money_text(d)) } else { money_text(d) };
-        let mut line = match &entry.detail {
-            EntryDetail::Commission { deal_id, payment_id, timing, working_days_late, grace_working_days, rate } => {
-                let (deal, payment) = (self.deal(deal_id), self.payment(payment_id));
-                let numbers = match (deal, payment) {
-                    (Some(d), Some(p)) => format!(
-                        "{} of margin {} x paid {} / amount {}",
-                        percent_text(*rate),
-                        money_grouped(d.margin),
-                        money_grouped(p.amount),
-                        money_grouped(d.amount)
-                    ),
-                    _ => percent_text(*rate),
-                };
-                let when = match (timing, deal, payment) {
-                    (crate::fold::Timing::Prepaid, Some(d), Some(p)) => {
-                        format!("prepaid on {}, due {}", date_text(p.paid_on), date_text(d.due_date))
-                    }
-                    (t, Some(d), Some(p)) => format!(
-                        "{}: paid {}, {} {} after the due date {}, grace {}",
-                        if *t == crate::fold::Timing::Late { "late" } else { "on time" },
-                        date_text(p.paid_on),
-                        working_days_late,
-                        if *working_days_late == 1 { "working day" } else { "working days" },
-                        date_text(d.due_date),
-                        grace_working_days
-                    ),
-                    _ => timing.as_str().to_string(),
-                };
-                format!("{}: {numbers} ({when}); payment {payment_id} on deal {deal_id}", signed(entry.amount))
-            }
-            EntryDetail::Clawback { deal_id, payment_id, refund_id, refunded, rate } => {
-                let numbers = match self.deal(deal_id) {
-                    Some(d) => format!(
-                        "{} of margin {} x refunded {} / amount {}",
-                        percent_text(*rate),
-                        money_grouped(d.margin),
-                        money_grouped(*refunded),
-                        money_grouped(d.amount)
-                    ),
-                    None => percent_text(*rate),
-                };
-                format!("{}: refund {refund_id} of payment {payment_id} takes back {numbers}", signed(entry.amount))
-            }
-            EntryDetail::Fine { deal_id } => {
-                let on = self
-                    .deal(deal_id)
-                    .and_then(|d| d.cancelled)
-                    .map(|(on, _)| format!(" on {}", date_text(on)))
-                    .unwrap_or_default();
-                format!("{}: deal {deal_id} cancelled{on} through the manager's fault", signed(entry.amount))
-            }
-            EntryDetail::PlanBonus(f) => plan_line(entry.amount, f),
-        };
-        if let Some(original) = entry.adjustment_of {
-            line.push_str(&format!("; dated in closed period {original}, booked in {}", entry.period));
-        }
-        line
+        explain(entry, &self.entry_facts(entry))
     }
+}
+
+/// The figures of a deal an explanation shows. A deal's amount, margin and due date never
+/// change once it is created, and it is cancelled at most once (before any fine on it), so
+/// these can be taken when an entry is booked and kept beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DealFacts {
+    pub margin: Decimal,
+    pub amount: Decimal,
+    pub due_date: time::Date,
+    pub cancelled_on: Option<time::Date>,
+}
+
+/// The figures of a payment an explanation shows (they never change once it is received).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentFacts {
+    pub amount: Decimal,
+    pub paid_on: time::Date,
+}
+
+/// What an entry's view and explanation read from the state besides the entry itself
+/// ([`LedgerState::entry_facts`]): with these, [`entry_view`] needs no state, so a read model
+/// can render entries away from the fold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryFacts {
+    pub deal: Option<DealFacts>,
+    pub payment: Option<PaymentFacts>,
+}
+
+impl Statement {
+    /// A statement of `period` with these managers' figures and no seal (the seal needs the
+    /// log's chain hash, which only the edge holds).
+    pub fn frame(scheme: &Scheme, period: Period, closed: bool, managers: Vec<ManagerStatement>) -> Statement {
+        Statement {
+            period: period.to_string(),
+            currency: scheme.currency.clone(),
+            status: if closed { "closed" } else { "open" },
+            managers,
+            seal: None,
+        }
+    }
+}
+
+/// One manager's figures in a period under `scheme`, with the given entry views.
+pub fn manager_statement(
+    scheme: &Scheme,
+    manager_id: &str,
+    book: &ManagerBook,
+    closed: bool,
+    entries: Vec<EntryView>,
+) -> ManagerStatement {
+    let plan = book.plan.as_ref().map(|plan| {
+        let (figures, status) = match (&book.plan_result, closed) {
+            (Some(f), true) => (f.clone(), "booked"),
+            _ => (plan_figures(scheme, book, plan), "projected"),
+        };
+        PlanView {
+            target: figures.target,
+            actual: figures.actual,
+            achievement: figures.achievement,
+            coefficient: figures.coefficient,
+            bonus: figures.bonus,
+            bonus_base: figures.bonus_base,
+            metric: scheme.plan.metric.as_str(),
+            status,
+        }
+    });
+    ManagerStatement {
+        manager_id: manager_id.to_string(),
+        commission: book.commission,
+        clawback: book.clawback,
+        fines: book.fines,
+        plan_bonus: book.plan_bonus,
+        total: book.total(),
+        plan,
+        entries,
+    }
+}
+
+/// An entry as statements show it, with its one-line explanation.
+pub fn entry_view(entry: &Entry, facts: &EntryFacts) -> EntryView {
+    let event_type = match entry.kind {
+        EntryKind::Commission => "payment.received",
+        EntryKind::Clawback => "payment.refunded",
+        EntryKind::Fine => "deal.cancelled",
+        EntryKind::PlanBonus => "period.closed",
+    };
+    let mut view = EntryView {
+        kind: entry.kind.as_str(),
+        amount: entry.amount,
+        event: EventRef {
+            seq: entry.seq,
+            source: entry.source.to_string(),
+            id: entry.event_id.to_string(),
+            event_type,
+        },
+        deal_id: None,
+        payment_id: None,
+        refund_id: None,
+        timing: None,
+        working_days_late: None,
+        rate: None,
+        adjustment_of: entry.adjustment_of.map(|p| p.to_string()),
+        explanation: explain(entry, facts),
+    };
+    match &entry.detail {
+        EntryDetail::Commission { deal_id, payment_id, timing, working_days_late, rate, .. } => {
+            view.deal_id = Some(deal_id.to_string());
+            view.payment_id = Some(payment_id.to_string());
+            view.timing = Some(timing.as_str());
+            view.working_days_late = Some(*working_days_late);
+            view.rate = Some(rate.to_string());
+        }
+        EntryDetail::Clawback { deal_id, payment_id, refund_id, rate, .. } => {
+            view.deal_id = Some(deal_id.to_string());
+            view.payment_id = Some(payment_id.to_string());
+            view.refund_id = Some(refund_id.to_string());
+            view.rate = Some(rate.to_string());
+        }
+        EntryDetail::Fine { deal_id } => view.deal_id = Some(deal_id.to_string()),
+        EntryDetail::PlanBonus(_) => {}
+    }
+    view
+}
+
+/// The arithmetic of an entry with its real numbers, in one line.
+pub fn explain(entry: &Entry, facts: &EntryFacts) -> String {
+    let signed = |d: Decimal| if d >= Decimal::ZERO { format!("+{}", money_text(d)) } else { money_text(d) };
+    let mut line = match &entry.detail {
+        EntryDetail::Commission { deal_id, payment_id, timing, working_days_late, grace_working_days, rate } => {
+            let (deal, payment) = (facts.deal.as_ref(), facts.payment.as_ref());
+            let numbers = match (deal, payment) {
+                (Some(d), Some(p)) => format!(
+                    "{} of margin {} x paid {} / amount {}",
+                    percent_text(*rate),
+                    money_grouped(d.margin),
+                    money_grouped(p.amount),
+                    money_grouped(d.amount)
+                ),
+                _ => percent_text(*rate),
+            };
+            let when = match (timing, deal, payment) {
+                (Timing::Prepaid, Some(d), Some(p)) => {
+                    format!("prepaid on {}, due {}", date_text(p.paid_on), date_text(d.due_date))
+                }
+                (t, Some(d), Some(p)) => format!(
+                    "{}: paid {}, {} {} after the due date {}, grace {}",
+                    if *t == Timing::Late { "late" } else { "on time" },
+                    date_text(p.paid_on),
+                    working_days_late,
+                    if *working_days_late == 1 { "working day" } else { "working days" },
+                    date_text(d.due_date),
+                    grace_working_days
+                ),
+                _ => timing.as_str().to_string(),
+            };
+            format!("{}: {numbers} ({when}); payment {payment_id} on deal {deal_id}", signed(entry.amount))
+        }
+        EntryDetail::Clawback { payment_id, refund_id, refunded, rate, .. } => {
+            let numbers = match &facts.deal {
+                Some(d) => format!(
+                    "{} of margin {} x refunded {} / amount {}",
+                    percent_text(*rate),
+                    money_grouped(d.margin),
+                    money_grouped(*refunded),
+                    money_grouped(d.amount)
+                ),
+                None => percent_text(*rate),
+            };
+            format!("{}: refund {refund_id} of payment {payment_id} takes back {numbers}", signed(entry.amount))
+        }
+        EntryDetail::Fine { deal_id } => {
+            let on = facts
+                .deal
+                .as_ref()
+                .and_then(|d| d.cancelled_on)
+                .map(|on| format!(" on {}", date_text(on)))
+                .unwrap_or_default();
+            format!("{}: deal {deal_id} cancelled{on} through the manager's fault", signed(entry.amount))
+        }
+        EntryDetail::PlanBonus(f) => plan_line(entry.amount, f),
+    };
+    if let Some(original) = entry.adjustment_of {
+        line.push_str(&format!("; dated in closed period {original}, booked in {}", entry.period));
+    }
+    line
 }
 
 fn plan_line(amount: Decimal, f: &PlanFigures) -> String {

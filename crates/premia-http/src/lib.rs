@@ -1,10 +1,13 @@
 //! premia's HTTP API: statements, entries, rejections and parked events, health and metrics.
 //!
-//! The API does not own the ledger: `premia_nats::serve` does. Each handler sends the serving
-//! loop a closure (a [`premia_nats::Query`]) that computes the answer from `&Ledger` between
-//! batches and sends it back on a oneshot channel. Reads so see exactly what the loop has folded,
-//! need no lock, and never race a batch; the price is that a read waits for the fold step in
-//! hand (and, for anything read from the store, for the flush in progress).
+//! The API does not own the ledger: `premia_nats::serve` does. Statements and a manager's
+//! entries are read from the statements' read model ([`premia_ledger::ReadModel`]), which the
+//! serving loop publishes each durable batch to: such a read waits for no fold and no flush.
+//! When the entries of a period are not held there, the loop is asked to load them. Every other
+//! handler sends the serving loop a closure (a [`premia_nats::Query`]) that computes the answer
+//! from `&Ledger` between batches and sends it back on a oneshot channel: it sees exactly what
+//! the loop has folded and never races a batch, but waits for the fold step in hand (and, for
+//! anything read from the store, for the flush in progress).
 
 pub mod auth;
 mod dashboard;
@@ -25,7 +28,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use premia_core::Period;
-use premia_ledger::Ledger;
+use premia_ledger::read_model::{Prepared, Read};
+use premia_ledger::{Ledger, ReadModel};
 use premia_nats::{ServeReport, StreamSettings};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -63,6 +67,8 @@ pub struct ApiState {
 
 struct Inner {
     queries: tokio::sync::mpsc::Sender<premia_nats::Query>,
+    /// Published by the serving loop after each durable batch.
+    statements: Arc<ReadModel>,
     tokens: Tokens,
     nats: Option<async_nats::Client>,
     /// The events stream `POST /v1/events` publishes to.
@@ -70,15 +76,43 @@ struct Inner {
 }
 
 impl ApiState {
-    /// `queries` goes to the serving loop; `nats` is the client it consumes with (for /readyz,
-    /// the feed and publishing); `stream` names the events stream it consumes.
+    /// `queries` goes to the serving loop, which publishes `statements`; `nats` is the client
+    /// it consumes with (for /readyz, the feed and publishing); `stream` names the events stream
+    /// it consumes.
     pub fn new(
         queries: tokio::sync::mpsc::Sender<premia_nats::Query>,
+        statements: Arc<ReadModel>,
         tokens: Tokens,
         nats: Option<async_nats::Client>,
         stream: StreamSettings,
     ) -> ApiState {
-        ApiState { inner: Arc::new(Inner { queries, tokens, nats, stream }) }
+        ApiState { inner: Arc::new(Inner { queries, statements, tokens, nats, stream }) }
+    }
+
+    /// A statement from the read model (one manager's, or the whole period's). When the
+    /// period's entries are not held, the serving loop loads them and prepares it (loads run
+    /// only there, between batches, so none can drop them in between).
+    async fn prepared(&self, period: Period, manager: Option<String>) -> Result<Prepared, ApiError> {
+        let read = match self.inner.statements.prepare(period, manager.as_deref()) {
+            Read::NotLoaded => {
+                let statements = self.inner.statements.clone();
+                let manager = manager.clone();
+                self.ask(QUERY_TIMEOUT, move |ledger, _| {
+                    statements.load(ledger, period).map(|()| statements.prepare(period, manager.as_deref()))
+                })
+                .await?
+                .map_err(ApiError::internal)?
+            }
+            read => read,
+        };
+        match read {
+            Read::Ready(prepared) => Ok(prepared),
+            Read::UnknownManager => Err(unknown_manager(manager.as_deref().unwrap_or_default())),
+            Read::NotReady | Read::NotLoaded => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the serving loop has not published the ledger's statements yet; try again in a moment",
+            )),
+        }
     }
 
     /// Runs `f` on the serving loop's ledger between batches and returns its result.
@@ -305,12 +339,8 @@ async fn readyz(State(api): State<ApiState>) -> Response {
 async fn statement_all(State(api): State<ApiState>, headers: HeaderMap, Path(period): Path<String>) -> Answer {
     api.require_everything(&headers)?;
     let period = parse_period(&period)?;
-    let statement = api
-        .ask(QUERY_TIMEOUT, move |ledger, _| {
-            ledger.statement(period, None).map_err(ApiError::internal).and_then(to_json)
-        })
-        .await??;
-    Ok(Json(statement).into_response())
+    let prepared = api.prepared(period, None).await?;
+    json_response(prepared).await
 }
 
 async fn statement_manager(
@@ -320,15 +350,21 @@ async fn statement_manager(
 ) -> Answer {
     api.require_manager(&headers, &manager)?;
     let period = parse_period(&period)?;
-    let statement = api
-        .ask(QUERY_TIMEOUT, move |ledger, _| {
-            if !known_manager(ledger, &manager) {
-                return Err(unknown_manager(&manager));
-            }
-            ledger.statement(period, Some(&manager)).map_err(ApiError::internal).and_then(to_json)
-        })
-        .await??;
-    Ok(Json(statement).into_response())
+    let prepared = api.prepared(period, Some(manager)).await?;
+    json_response(prepared).await
+}
+
+/// The statement's JSON: the bytes rendered already, or rendered now on a blocking thread (a
+/// whole period's runs to megabytes).
+async fn json_response(prepared: Prepared) -> Answer {
+    let bytes = match prepared.cached() {
+        Some(bytes) => bytes,
+        None => tokio::task::spawn_blocking(move || prepared.json())
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?,
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
 }
 
 fn to_json(value: impl serde::Serialize) -> Result<Value, ApiError> {
@@ -363,25 +399,19 @@ async fn entries(
         }
         periods.push(last.next());
     }
-    let answer = api
-        .ask(QUERY_TIMEOUT, move |ledger, _| {
-            if !known_manager(ledger, &manager) {
-                return Err(unknown_manager(&manager));
+    let mut entries = Vec::new();
+    for period in periods {
+        let prepared = api.prepared(period, Some(manager.clone())).await?;
+        let statement = tokio::task::spawn_blocking(move || prepared.statement()).await.map_err(ApiError::internal)?;
+        for m in statement.managers.iter().filter(|m| m.manager_id == manager) {
+            for entry in &m.entries {
+                let mut value = to_json(entry)?;
+                value["period"] = Value::String(period.to_string());
+                entries.push(value);
             }
-            let mut entries = Vec::new();
-            for period in periods {
-                let statement = ledger.statement(period, Some(&manager)).map_err(ApiError::internal)?;
-                for m in statement.managers.iter().filter(|m| m.manager_id == manager) {
-                    for entry in &m.entries {
-                        let mut value = to_json(entry)?;
-                        value["period"] = Value::String(period.to_string());
-                        entries.push(value);
-                    }
-                }
-            }
-            Ok(json!({ "manager_id": manager, "from": from.to_string(), "to": to.to_string(), "entries": entries }))
-        })
-        .await??;
+        }
+    }
+    let answer = json!({ "manager_id": manager, "from": from.to_string(), "to": to.to_string(), "entries": entries });
     Ok(Json(answer).into_response())
 }
 
@@ -686,9 +716,11 @@ mod tests {
     }
 
     /// A real (empty) ledger answering queries on a thread of its own, as the serving loop
-    /// would between batches.
-    fn answering_loop(dir: &std::path::Path) -> tokio::sync::mpsc::Sender<premia_nats::Query> {
+    /// would between batches, and its statements' read model.
+    fn answering_loop(dir: &std::path::Path) -> ApiState {
         let ledger = Ledger::open(dir, &premia_ledger::LedgerOptions::default(), "test").unwrap();
+        let statements = Arc::new(ReadModel::new(2));
+        statements.reset(&ledger);
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<premia_nats::Query>(4);
         std::thread::spawn(move || {
             let report = ServeReport::default();
@@ -696,21 +728,25 @@ mod tests {
                 query(&ledger, &report);
             }
         });
-        sender
+        ApiState::new(sender, statements, tokens(), None, StreamSettings::default())
     }
 
     #[tokio::test]
     async fn readyz_says_when_no_serving_loop_answers() {
         let (sender, receiver) = tokio::sync::mpsc::channel(1);
         drop(receiver);
+        let statements = Arc::new(ReadModel::new(1));
         let (status, body) =
-            call(ApiState::new(sender, tokens(), None, StreamSettings::default()), "/readyz", None).await;
+            call(ApiState::new(sender, statements.clone(), tokens(), None, StreamSettings::default()), "/readyz", None)
+                .await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(body["error"].as_str().unwrap().contains("serving loop is not running"), "{body}");
         // Alive all the same.
         let (sender, _receiver) = tokio::sync::mpsc::channel(1);
         assert_eq!(
-            call(ApiState::new(sender, tokens(), None, StreamSettings::default()), "/healthz", None).await.0,
+            call(ApiState::new(sender, statements, tokens(), None, StreamSettings::default()), "/healthz", None)
+                .await
+                .0,
             StatusCode::OK
         );
     }
@@ -718,7 +754,7 @@ mod tests {
     #[tokio::test]
     async fn an_empty_ledger_is_ready_and_knows_no_manager() {
         let dir = tempfile::tempdir().unwrap();
-        let state = ApiState::new(answering_loop(dir.path()), tokens(), None, StreamSettings::default());
+        let state = answering_loop(dir.path());
         let (status, body) = call(state.clone(), "/readyz", None).await;
         assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ready")), "{body}");
         let (status, body) = call(state.clone(), "/v1/managers/M-1/statements/2026-11", Some(TOKEN)).await;

@@ -23,7 +23,7 @@
 //! its entries and its rejections) is one atomic sled batch, so after any crash the state is
 //! exactly that of a prefix of the log.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 
@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::lock::{DirLock, LockError};
 use crate::log::{decode_chunk, encode_record, verify_link, ChunkError, Hash, LogRecord, Origin, GENESIS_HASH};
+use crate::read_model::StatementUpdate;
 
 pub(crate) const LOG_PREFIX: &[u8] = b"log";
 pub(crate) const ENTRY_PREFIX: &[u8] = b"ent";
@@ -193,6 +194,9 @@ pub struct Ledger {
     snapshot_next_seq: u64,
     entry_index: EntryIndex,
     cursors: BTreeMap<String, u64>,
+    /// While a read model is kept ([`track_statements`](Ledger::track_statements)): what each
+    /// submitted batch changed for statements, with its ticket, until it is durable.
+    statement_updates: Option<VecDeque<(u64, StatementUpdate)>>,
     _lock: DirLock,
 }
 
@@ -276,6 +280,7 @@ impl Ledger {
             entry_index,
             writer: Writer::start(writer_db),
             cursors,
+            statement_updates: None,
         })
     }
 
@@ -375,7 +380,38 @@ impl Ledger {
         if let Some(first_seq) = pending.first_seq {
             index_entries(&mut self.entry_index, first_seq, &pending.entries);
         }
-        self.writer.submit(pending).map_err(|source| LedgerError::Store { dir: self.dir.clone(), source })
+        // Taken here, from the state this batch leaves, so that every batch has its update
+        // whoever submits it.
+        let update = self.statement_updates.is_some().then(|| StatementUpdate::take(&mut self.state, &pending.entries));
+        let ticket =
+            self.writer.submit(pending).map_err(|source| LedgerError::Store { dir: self.dir.clone(), source })?;
+        if let (Some(updates), Some(update)) = (&mut self.statement_updates, update) {
+            updates.push_back((ticket, update));
+        }
+        Ok(ticket)
+    }
+
+    /// Starts (or stops) recording, for each batch submitted, what it changes for statements
+    /// (a [`StatementUpdate`], for a [`ReadModel`](crate::ReadModel) beside this ledger);
+    /// [`durable_statement_updates`](Self::durable_statement_updates) hands them out once
+    /// their batch is on disk. Start it with nothing offered since the last commit.
+    pub fn track_statements(&mut self, on: bool) {
+        self.state.track_changes(on);
+        self.statement_updates = on.then(VecDeque::new);
+    }
+
+    /// The statement updates of the batches made durable since the last call, in order.
+    pub fn durable_statement_updates(&mut self) -> Result<Vec<StatementUpdate>, LedgerError> {
+        let mut durable = Vec::new();
+        while let Some((ticket, _)) = self.statement_updates.as_ref().and_then(|u| u.front()) {
+            if !self.is_durable(*ticket)? {
+                break;
+            }
+            if let Some((_, update)) = self.statement_updates.as_mut().and_then(|u| u.pop_front()) {
+                durable.push(update);
+            }
+        }
+        Ok(durable)
     }
 
     /// Blocks until the batch `ticket` (and every batch before it) is flushed to disk.
@@ -474,6 +510,8 @@ impl Ledger {
         let identical =
             state == self.state && last_hash == self.last_hash && entries_identical && index == self.entry_index;
         self.state = state;
+        // A read model kept beside the old state would not follow the new one.
+        self.statement_updates = None;
         self.last_hash = last_hash;
         self.entry_index = index;
         self.snapshot_next_seq = 0;
@@ -510,6 +548,32 @@ impl Ledger {
         }
         entries.extend(self.pending.entries.iter().filter(|e| e.period == period).cloned());
         Ok(entries)
+    }
+
+    /// Calls `f` with each entry booked in `period` by the batches whose log chunk starts
+    /// before `next_seq`, in booking order, without waiting for a flush: the caller knows those
+    /// batches are on disk (a read model's published batches).
+    pub(crate) fn for_each_stored_entry_before(
+        &self,
+        period: Period,
+        next_seq: u64,
+        mut f: impl FnMut(Entry),
+    ) -> Result<(), LedgerError> {
+        for &chunk_seq in self.entry_index.get(&period).map(Vec::as_slice).unwrap_or_default() {
+            if chunk_seq >= next_seq {
+                break;
+            }
+            read_entries(&self.db, &self.dir, chunk_seq)?.into_iter().filter(|e| e.period == period).for_each(&mut f);
+        }
+        Ok(())
+    }
+
+    /// The chain hash of log record `seq`, which is on disk.
+    pub(crate) fn stored_hash(&self, seq: u64) -> Result<Hash, LedgerError> {
+        let record = find_record(&self.db, &self.dir, seq)?;
+        record.map(|r| r.hash).ok_or_else(|| {
+            LedgerError::Decode(format!("log record {seq}, which closed a period, is missing; run `premia verify`"))
+        })
     }
 
     /// The entries booked by log record `seq` (committed or pending), in booking order; empty

@@ -6,8 +6,10 @@ pub mod ingest;
 pub mod ledger;
 pub mod lock;
 pub mod log;
+pub mod read_model;
 pub mod replay;
 
 pub use ingest::{ingest_reader, Counts, IngestOptions};
 pub use ledger::{Ledger, LedgerError, LedgerOptions, RebuildReport, StoredRejection};
 pub use log::{LogRecord, Origin};
+pub use read_model::{ReadModel, StatementUpdate};

@@ -390,6 +390,14 @@ struct InFlight {
 /// and its own counters; the closure sends its answer back however it likes (a oneshot).
 pub type Query = Box<dyn FnOnce(&Ledger, &ServeReport) + Send>;
 
+/// How the HTTP API reads what `serve` holds: queries the loop runs between its steps, and the
+/// statements' read model, which the loop publishes each batch to once it is durable, and which
+/// the API reads without the loop (loading a period's entries is a query).
+pub struct Readers {
+    pub queries: tokio::sync::mpsc::Receiver<Query>,
+    pub statements: std::sync::Arc<premia_ledger::ReadModel>,
+}
+
 /// What woke the serving loop.
 enum Step {
     Flushed,
@@ -441,8 +449,19 @@ pub async fn serve(
     settings: &StreamSettings,
     options: &ServeOptions,
     shutdown: impl std::future::Future<Output = ()>,
-    mut queries: Option<tokio::sync::mpsc::Receiver<Query>>,
+    readers: Option<Readers>,
 ) -> Result<ServeReport, NatsError> {
+    let (mut queries, statements) = match readers {
+        Some(Readers { queries, statements }) => (Some(queries), Some(statements)),
+        None => (None, None),
+    };
+    if let Some(statements) = &statements {
+        // The read model starts from a durable state, and follows each batch from here on.
+        ledger.commit()?;
+        ledger.track_statements(true);
+        statements.reset(ledger);
+    }
+    let statements = statements.as_deref();
     let js = jetstream::new(client.clone());
     let cursor_key = cursor_name(settings);
     let first_seq = ledger.state().next_seq();
@@ -516,7 +535,7 @@ pub async fn serve(
             let chunk = match event {
                 Step::Flushed => {
                     if in_flight.as_ref().map(|b| ledger.is_durable(b.ticket)).transpose()? == Some(true) {
-                        finish(ledger, &announcer, in_flight.take(), &mut report).await?;
+                        finish(ledger, &announcer, statements, in_flight.take(), &mut report).await?;
                         in_flight = submit(ledger, &cursor_key, &mut gathering, options.feed)?;
                     }
                     None
@@ -537,8 +556,17 @@ pub async fn serve(
                     None
                 }
                 Step::Received(None) => {
-                    settle_all(ledger, &announcer, &cursor_key, &mut in_flight, &mut gathering, options, &mut report)
-                        .await?;
+                    settle_all(
+                        ledger,
+                        &announcer,
+                        statements,
+                        &cursor_key,
+                        &mut in_flight,
+                        &mut gathering,
+                        options,
+                        &mut report,
+                    )
+                    .await?;
                     tracing::warn!("the message stream ended; setting the consumer up again");
                     report.resumes += 1;
                     continue 'resume;
@@ -559,28 +587,55 @@ pub async fn serve(
             // Group commit: one batch at a time is being flushed; what arrives meanwhile
             // gathers and goes next. A full gathering waits for the flush in progress.
             if in_flight.is_none() || gathering.messages >= options.batch {
-                finish(ledger, &announcer, in_flight.take(), &mut report).await?;
+                finish(ledger, &announcer, statements, in_flight.take(), &mut report).await?;
                 in_flight = submit(ledger, &cursor_key, &mut gathering, options.feed)?;
             }
             if ledger.state().next_seq() - last_snapshot_seq >= options.snapshot_every {
-                settle_all(ledger, &announcer, &cursor_key, &mut in_flight, &mut gathering, options, &mut report)
-                    .await?;
+                settle_all(
+                    ledger,
+                    &announcer,
+                    statements,
+                    &cursor_key,
+                    &mut in_flight,
+                    &mut gathering,
+                    options,
+                    &mut report,
+                )
+                .await?;
                 ledger.snapshot()?;
                 last_snapshot_seq = ledger.state().next_seq();
             }
             let drained =
                 gathering.drained || (gathering.messages == 0 && in_flight.as_ref().is_some_and(|b| b.drained));
             if options.drain && drained {
-                settle_all(ledger, &announcer, &cursor_key, &mut in_flight, &mut gathering, options, &mut report)
-                    .await?;
+                settle_all(
+                    ledger,
+                    &announcer,
+                    statements,
+                    &cursor_key,
+                    &mut in_flight,
+                    &mut gathering,
+                    options,
+                    &mut report,
+                )
+                .await?;
                 if nothing_pending(&mut consumer, ledger.cursor(&cursor_key).unwrap_or(0)).await.unwrap_or(false) {
                     parser.abort();
                     break 'resume;
                 }
             }
             if let Some(e) = failure {
-                settle_all(ledger, &announcer, &cursor_key, &mut in_flight, &mut gathering, options, &mut report)
-                    .await?;
+                settle_all(
+                    ledger,
+                    &announcer,
+                    statements,
+                    &cursor_key,
+                    &mut in_flight,
+                    &mut gathering,
+                    options,
+                    &mut report,
+                )
+                .await?;
                 tracing::warn!(error = %e, "receiving from JetStream failed; setting the consumer up again");
                 report.resumes += 1;
                 parser.abort();
@@ -591,10 +646,15 @@ pub async fn serve(
             }
         }
     }
-    settle_all(ledger, &announcer, &cursor_key, &mut in_flight, &mut gathering, options, &mut report).await?;
+    settle_all(ledger, &announcer, statements, &cursor_key, &mut in_flight, &mut gathering, options, &mut report)
+        .await?;
     report.feed_failures += announcer.close().await;
     ledger.commit()?;
     ledger.snapshot()?;
+    if let Some(statements) = statements {
+        publish_statements(ledger, statements)?;
+        ledger.track_statements(false);
+    }
     report.counts.parked = ledger.state().parked().range(first_seq..).count() as u64;
     tracing::info!(
         batches = report.batches,
@@ -607,18 +667,28 @@ pub async fn serve(
 }
 
 /// Makes everything folded so far durable, acked and announced.
+#[allow(clippy::too_many_arguments)]
 async fn settle_all(
     ledger: &mut Ledger,
     announcer: &Announcer,
+    statements: Option<&premia_ledger::ReadModel>,
     cursor_key: &str,
     in_flight: &mut Option<InFlight>,
     gathering: &mut Gathering,
     options: &ServeOptions,
     report: &mut ServeReport,
 ) -> Result<(), NatsError> {
-    finish(ledger, announcer, in_flight.take(), report).await?;
+    finish(ledger, announcer, statements, in_flight.take(), report).await?;
     let last = submit(ledger, cursor_key, gathering, options.feed)?;
-    finish(ledger, announcer, last, report).await
+    finish(ledger, announcer, statements, last, report).await
+}
+
+/// Publishes to the read model what the batches made durable so far changed.
+fn publish_statements(ledger: &mut Ledger, statements: &premia_ledger::ReadModel) -> Result<(), LedgerError> {
+    for update in ledger.durable_statement_updates()? {
+        statements.publish(ledger, update);
+    }
+    Ok(())
 }
 
 /// Messages as they came in, each parsed and validated (the costly part of taking an event in)
@@ -782,8 +852,9 @@ fn submit(
 /// Waits until a folded batch is durable, then acks it and hands its rejection notices and
 /// feed to the announcer. Neither of those can lose anything: the batch is already stored.
 async fn finish(
-    ledger: &Ledger,
+    ledger: &mut Ledger,
     announcer: &Announcer,
+    statements: Option<&premia_ledger::ReadModel>,
     batch: Option<InFlight>,
     report: &mut ServeReport,
 ) -> Result<(), NatsError> {
@@ -791,6 +862,10 @@ async fn finish(
     let waited = std::time::Instant::now();
     wait_durable(ledger, batch.ticket)?;
     let flush_wait = waited.elapsed().as_secs_f64();
+    // Before the counters move: whoever sees this batch counted (/metrics) can read it.
+    if let Some(statements) = statements {
+        publish_statements(ledger, statements)?;
+    }
     report.timings.durable_wait_ms += flush_wait * 1e3;
     report.commit_seconds.observe(COMMIT_SECONDS_BOUNDS, flush_wait);
     report.batch_sizes.observe(BATCH_SIZE_BOUNDS, batch.messages as f64);

@@ -80,11 +80,11 @@ pub fn serve(data_dir: &Path, args: &ServeArgs, config: &ConfigFile) -> anyhow::
         ServeOptions { batch: args.batch as usize, drain: args.drain, feed: !args.no_feed, ..ServeOptions::default() };
     let report = runtime()?.block_on(async {
         let client = premia_nats::connect(&settings(&args.nats, config)).await?;
-        let queries = match listener {
-            Some(listener) => Some(start_http(listener, tokens, &client, &stream)?),
+        let readers = match listener {
+            Some(listener) => Some(start_http(listener, tokens, &client, &stream, args.statement_periods as usize)?),
             None => None,
         };
-        premia_nats::serve(&mut ledger, &client, &stream, &options, shutdown_signal(), queries)
+        premia_nats::serve(&mut ledger, &client, &stream, &options, shutdown_signal(), readers)
             .await
             .map_err(anyhow::Error::from)
     })?;
@@ -122,29 +122,63 @@ fn bind_http(address: &str) -> anyhow::Result<std::net::TcpListener> {
     Ok(listener)
 }
 
-/// Serves the HTTP API on a task of the runtime; the returned receiver goes to the serving loop,
-/// which answers the API's queries.
+/// Serves the HTTP API on threads of its own; the returned readers go to the serving loop,
+/// which answers the API's queries and publishes its statements' read model (holding the
+/// entries of `statement_periods` periods at most).
 fn start_http(
     listener: std::net::TcpListener,
     tokens: premia_http::Tokens,
     client: &async_nats::Client,
     stream: &StreamSettings,
-) -> anyhow::Result<tokio::sync::mpsc::Receiver<premia_nats::Query>> {
-    let listener = tokio::net::TcpListener::from_std(listener).context("cannot hand the HTTP socket to the runtime")?;
+    statement_periods: usize,
+) -> anyhow::Result<premia_nats::Readers> {
     if tokens.is_empty() {
         tracing::warn!(
             "no [[http.tokens]] in the config file: every /v1 and /metrics request (and the dashboard's sign-in) will be refused with 401; make a token with `premia token --role ROLE`"
         );
     }
     let (sender, receiver) = tokio::sync::mpsc::channel(premia_http::QUERY_QUEUE);
-    let state = premia_http::ApiState::new(sender, tokens, Some(client.clone()), stream.clone());
+    let statements = std::sync::Arc::new(premia_ledger::ReadModel::new(statement_periods));
+    let state = premia_http::ApiState::new(sender, statements.clone(), tokens, Some(client.clone()), stream.clone());
     tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "HTTP API listening");
-    tokio::spawn(async move {
-        if let Err(e) = premia_http::run(listener, state).await {
-            tracing::error!(error = %e, "the HTTP API stopped");
-        }
-    });
-    Ok(receiver)
+    // A runtime of its own: the serving loop holds its worker thread for each step (a chunk
+    // folded, a period's entries loaded: milliseconds, more), and a request queued on that
+    // worker would wait for the step. On threads of their own, requests are scheduled by the
+    // OS beside the fold, which lets a thread that mostly waits run as soon as it wakes.
+    let (started, start) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("premia-http".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("premia-http")
+                .enable_all()
+                .build();
+            let runtime = match runtime {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = started.send(Err(e));
+                    return;
+                }
+            };
+            let listener = match runtime.block_on(async { tokio::net::TcpListener::from_std(listener) }) {
+                Ok(listener) => listener,
+                Err(e) => {
+                    let _ = started.send(Err(e));
+                    return;
+                }
+            };
+            let _ = started.send(Ok(()));
+            if let Err(e) = runtime.block_on(premia_http::run(listener, state)) {
+                tracing::error!(error = %e, "the HTTP API stopped");
+            }
+        })
+        .context("cannot start the HTTP API's thread")?;
+    start
+        .recv()
+        .map_err(|_| anyhow::anyhow!("the HTTP API's thread ended before it started"))?
+        .context("cannot start the HTTP API's runtime")?;
+    Ok(premia_nats::Readers { queries: receiver, statements })
 }
 
 pub fn publish(args: &PublishArgs, config: &ConfigFile) -> anyhow::Result<ExitCode> {
