@@ -581,7 +581,7 @@ impl LedgerState {
 
     /// [`replay`](Self::replay) for a record read back after records before it were skipped on
     /// purpose: a replay of one period folds only the records that period depends on
-    /// (`replay::ReplayIndex`), and the gaps are records that cannot change its outcome.
+    /// (`replay_index::ReplayIndex`), and the gaps are records that cannot change its outcome.
     pub fn replay_selected(&mut self, seq: u64, raw: &[u8]) -> Result<Vec<Folded>, ReplayError> {
         if seq < self.next_seq {
             return Err(ReplayError::OutOfOrder { seq, expected: self.next_seq });

@@ -4,15 +4,16 @@
 //! has no async. Every function is a function of its inputs, so the same log always folds into
 //! the same entries and statements. Storage, NATS, HTTP and the command line live elsewhere.
 
-pub mod audit;
 pub mod calendar;
+pub mod compare;
 pub mod event;
+pub mod explain;
 pub mod figures;
 pub mod fold;
 pub mod json;
 pub mod money;
 pub mod reject;
-pub mod replay;
+pub mod replay_index;
 pub mod schema;
 pub mod scheme;
 pub mod seal;

@@ -1,5 +1,5 @@
 //! Property: what `GET /v1/explain/{payments,deals}/{id}` derives from the fold state and the
-//! stored entries (audit.rs: `subject_records`, `applied_at`, `scheme_seq_at`,
+//! stored entries (explain.rs: `subject_records`, `applied_at`, `scheme_seq_at`,
 //! `in_booking_order`) is what a fold of the log says as it books them: the same entries of each
 //! payment and deal, in the same order, each booked when the same record was folded, under the
 //! same scheme. Random logs over a handful of ids, so payments overtake their deals, refunds
@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use premia_core::audit::{
+use premia_core::explain::{
     applied_at, in_booking_order, record_applied_at, scheme_seq_at, subject_parked, subject_records, Subject,
 };
 use premia_core::fold::{Admitted, Entry, LedgerState, Outcome};

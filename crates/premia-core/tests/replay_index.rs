@@ -4,7 +4,7 @@
 //! their deals, exceed balances, land on cancelled deals, and months close in between.
 
 use premia_core::fold::{Admitted, Entry, LedgerState, Outcome};
-use premia_core::replay::ReplayIndex;
+use premia_core::replay_index::ReplayIndex;
 use premia_core::{Admission, Period};
 use proptest::prelude::*;
 

@@ -18,7 +18,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use premia_core::audit::{self, EntryExplanation, Subject};
+use premia_core::explain::{self, EntryExplanation, Subject};
 use premia_core::fold::LedgerState;
 use premia_core::{Admission, EventData, Scheme};
 use premia_ledger::{Ledger, LedgerError, LogRecord};
@@ -104,8 +104,8 @@ pub fn from_ledger(
     manager: Option<&str>,
 ) -> Result<Option<Value>, ExplainError> {
     let state = ledger.state();
-    let seqs = audit::subject_records(state, subject);
-    let parked = audit::subject_parked(state, subject);
+    let seqs = explain::subject_records(state, subject);
+    let parked = explain::subject_parked(state, subject);
     if seqs.is_empty() && parked.is_empty() {
         return Ok(None);
     }
@@ -126,11 +126,11 @@ pub fn from_ledger(
     };
     let mut schemes: BTreeMap<Option<u64>, Arc<Scheme>> = BTreeMap::new();
     let mut items = Vec::new();
-    for (entry, applied_at) in audit::in_booking_order(state, entries) {
+    for (entry, applied_at) in explain::in_booking_order(state, entries) {
         if manager.is_some_and(|m| *entry.manager_id != *m) {
             continue;
         }
-        let scheme_seq = audit::scheme_seq_at(state, applied_at);
+        let scheme_seq = explain::scheme_seq_at(state, applied_at);
         let scheme = match schemes.get(&scheme_seq) {
             Some(scheme) => scheme.clone(),
             None => {
@@ -139,7 +139,7 @@ pub fn from_ledger(
                 scheme
             }
         };
-        let x = audit::explain_entry(state, &entry, applied_at, &scheme, scheme_seq);
+        let x = explain::explain_entry(state, &entry, applied_at, &scheme, scheme_seq);
         items.push(item(&x, &mut names)?);
     }
     let unbooked = parked.into_iter().filter_map(|seq| unbooked(state, seq)).collect();

@@ -6,7 +6,7 @@
 //! derives as the rest of `schemas/` (with schemars' OpenAPI 3.0 settings, definitions under
 //! `#/components/schemas`), and every path is listed against [`crate::ROUTES`] by the tests.
 
-use premia_core::audit::EntryExplanation;
+use premia_core::explain::EntryExplanation;
 use premia_core::statement::EntryView;
 use premia_core::Statement;
 use schemars::generate::SchemaSettings;

@@ -584,7 +584,7 @@ impl Ledger {
     /// last one starting at or before that record.
     pub fn entries_of_seq(&self, seq: u64) -> Result<Vec<Entry>, LedgerError> {
         let applied_at = match self.record(seq)? {
-            Some(record) => premia_core::audit::record_applied_at(&self.state, seq, &record.raw),
+            Some(record) => premia_core::explain::record_applied_at(&self.state, seq, &record.raw),
             None => return Ok(Vec::new()),
         };
         self.wait_all_durable()?;

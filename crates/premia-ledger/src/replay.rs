@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use premia_core::fold::{scheme_activation_record, Entry, LedgerState, Outcome};
-use premia_core::replay::{PeriodRecords, ReplayIndex};
+use premia_core::replay_index::{PeriodRecords, ReplayIndex};
 use premia_core::{Period, Scheme};
 use serde::{Deserialize, Serialize};
 
@@ -66,7 +66,7 @@ pub enum AuditError {
     #[error("the replay index in {0} cannot be read; delete that directory (it is rebuilt from the log) and retry")]
     IndexRead(PathBuf),
     #[error("the log skips a record: {0}. Run `premia rebuild` to check the log")]
-    Gap(#[from] premia_core::replay::IndexGap),
+    Gap(#[from] premia_core::replay_index::IndexGap),
 }
 
 /// One entry as a replay booked it, with when and under which scheme.

@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use premia_core::audit::{self, EntryExplanation, ManagerChange, ManagerComparison, Subject};
+use premia_core::compare::{self, ManagerChange, ManagerComparison};
+use premia_core::explain::{self, EntryExplanation, Subject};
 use premia_core::fold::Entry;
 use premia_core::money::{fixed_text, money_grouped};
 use premia_core::statement::EntryView;
@@ -215,8 +216,8 @@ pub fn replay(data_dir: &Path, args: &ReplayArgs) -> anyhow::Result<ExitCode> {
                     period: what.period.clone(),
                     scheme: scheme.name.clone(),
                     as_of_seq: until,
-                    managers: audit::compare(&actual, &what),
-                    changes: audit::statement_changes(&actual, &what),
+                    managers: compare::compare(&actual, &what),
+                    changes: compare::statement_changes(&actual, &what),
                 });
             }
             statements.push(what);
@@ -359,7 +360,7 @@ fn period_diff(
         to_seq: to,
         status_before: before.statement.status,
         status_after: after.statement.status,
-        managers: audit::statement_changes(&before.statement, &after.statement),
+        managers: compare::statement_changes(&before.statement, &after.statement),
         booked_elsewhere,
     }
 }
@@ -554,7 +555,7 @@ pub fn explain(data_dir: &Path, args: &ExplainArgs) -> anyhow::Result<ExitCode> 
         .entries
         .iter()
         .filter(|a| manager.is_none_or(|m| &*a.entry.manager_id == m))
-        .map(|a| audit::explain_entry(state, &a.entry, a.applied_at, &a.scheme, a.scheme_seq))
+        .map(|a| explain::explain_entry(state, &a.entry, a.applied_at, &a.scheme, a.scheme_seq))
         .collect();
     // What became of the subject's records that booked nothing: rejected by a rule, or parked.
     let outcomes: Vec<Value> =
