@@ -1,0 +1,106 @@
+//! Admission: an offered line is validated, checked against the events already logged (a
+//! duplicate is counted, a conflict rejected) and numbered; a log record read back is folded
+//! again at its own number.
+
+use std::sync::Arc;
+
+use crate::event::{parse_event, Admission, Event, EventType};
+use crate::reject::{Reason, Rejection};
+use crate::scheme::Scheme;
+
+use super::outcome::{Admitted, Folded, OwnRecord, ReplayError};
+use super::state::LedgerState;
+
+/// The source premia's own records carry.
+pub const OWN_SOURCE: &str = "premia/ledger";
+
+impl LedgerState {
+    /// Offers one input line. On `Logged` the caller must append the preamble (if any) and the
+    /// line to the log, in that order, before reporting anything as done.
+    pub fn admit(&mut self, raw: &[u8], admission: Admission) -> Admitted {
+        let parsed = parse_event(raw, &self.scheme, admission);
+        let scheme = self.scheme.clone();
+        self.admit_parsed(raw, parsed, &scheme, admission)
+    }
+
+    /// [`admit`](Self::admit) for a line already parsed (on another thread, say) under
+    /// `parsed_with`. When a scheme activated since then is in force, the line is parsed again.
+    pub fn admit_parsed(
+        &mut self,
+        raw: &[u8],
+        parsed: Result<Event, Rejection>,
+        parsed_with: &Arc<Scheme>,
+        admission: Admission,
+    ) -> Admitted {
+        let parsed =
+            if Arc::ptr_eq(parsed_with, &self.scheme) { parsed } else { parse_event(raw, &self.scheme, admission) };
+        let event = match parsed {
+            Ok(e) => e,
+            Err(rejection) => return Admitted::Rejected(rejection),
+        };
+        if let Some(&fingerprint) = self.seen.get(&event.identity) {
+            if fingerprint == event.fingerprint {
+                return Admitted::Duplicate;
+            }
+            return Admitted::Rejected(Rejection::new(
+                Reason::Conflict,
+                format!(
+                    "an event with source {:?} and id {:?} was already received with other content; the first copy stands. Use a new id for a new fact",
+                    event.source, event.id
+                ),
+            ));
+        }
+        let mut preamble = None;
+        if self.scheme_seq.is_none() && event.data.event_type() != EventType::SchemeActivated {
+            let raw = scheme_activation_record(&self.scheme, self.next_seq);
+            let seq = self.next_seq;
+            match self.replay(seq, &raw) {
+                Ok(_) => preamble = Some(OwnRecord { seq, raw }),
+                Err(e) => unreachable!("the ledger's own scheme record must fold: {e}"),
+            }
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.seen.insert(event.identity, event.fingerprint);
+        let folded = self.fold(seq, event);
+        Admitted::Logged { seq, preamble, folded }
+    }
+
+    /// Folds a record read back from the log. The log holds only events that were admitted, so
+    /// anything but a clean fold means the log or the code changed.
+    pub fn replay(&mut self, seq: u64, raw: &[u8]) -> Result<Vec<Folded>, ReplayError> {
+        if seq != self.next_seq {
+            return Err(ReplayError::OutOfOrder { seq, expected: self.next_seq });
+        }
+        let event = parse_event(raw, &self.scheme, Admission::Operator)
+            .map_err(|rejection| ReplayError::Invalid { seq, rejection })?;
+        if self.seen.insert(event.identity, event.fingerprint).is_some() {
+            return Err(ReplayError::Repeated { seq });
+        }
+        self.next_seq += 1;
+        Ok(self.fold(seq, event))
+    }
+
+    /// [`replay`](Self::replay) for a record read back after records before it were skipped on
+    /// purpose: a replay of one period folds only the records that period depends on
+    /// (`replay_index::ReplayIndex`), and the gaps are records that cannot change its outcome.
+    pub fn replay_selected(&mut self, seq: u64, raw: &[u8]) -> Result<Vec<Folded>, ReplayError> {
+        if seq < self.next_seq {
+            return Err(ReplayError::OutOfOrder { seq, expected: self.next_seq });
+        }
+        self.next_seq = seq;
+        self.replay(seq, raw)
+    }
+}
+
+/// The `scheme.activated` record premia writes itself, as canonical JSON bytes (no clock).
+pub fn scheme_activation_record(scheme: &Scheme, seq: u64) -> Vec<u8> {
+    let event = serde_json::json!({
+        "specversion": "1.0",
+        "id": format!("scheme-{seq}"),
+        "source": OWN_SOURCE,
+        "type": EventType::SchemeActivated.as_str(),
+        "data": scheme.to_json(),
+    });
+    serde_json::to_vec(&event).unwrap_or_default()
+}

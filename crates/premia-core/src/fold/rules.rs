@@ -1,0 +1,314 @@
+//! The rules of RULES.md sections 3-5 and 8-10 applied to one event: what it books, whether it
+//! waits for a deal or payment not yet known, or which rule rejects it.
+
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+use time::Date;
+
+use crate::calendar::Period;
+use crate::event::{
+    DealCancelled, DealCreated, Event, EventData, Fault, Id, PaymentLate, PaymentReceived, PaymentRefunded,
+    PaymentTerms,
+};
+use crate::money::mul_div_round;
+use crate::reject::{Reason, Rejection};
+
+use super::book::ManagerBook;
+use super::entry::{Entry, EntryDetail, EntryKind, Timing};
+use super::records::{Deal, Payment, WaitKey};
+use super::state::LedgerState;
+
+/// What the rules made of one event applied to the state: it booked entries (and the deal or
+/// payment it created is now known to whatever waits for it), it must wait for a deal or payment
+/// not known yet, or a rule rejects it. [`LedgerState::settle`] turns it into an [`Outcome`].
+///
+/// [`Outcome`]: super::outcome::Outcome
+pub(super) enum Ruling {
+    Applied { entries: Vec<Entry>, now_known: Option<WaitKey> },
+    Parked(WaitKey),
+    Rejected(Rejection),
+}
+
+impl Ruling {
+    pub(super) fn applied(entries: Vec<Entry>, now_known: Option<WaitKey>) -> Ruling {
+        Ruling::Applied { entries, now_known }
+    }
+}
+
+impl LedgerState {
+    /// The period a fact dated `date` is booked in: its own, or the first open one after it.
+    pub(super) fn booking_period(&self, date: Date) -> (Period, Option<Period>) {
+        let own = Period::of(date);
+        if !self.closed.contains_key(&own) {
+            return (own, None);
+        }
+        let mut period = own.next();
+        while self.closed.contains_key(&period) {
+            period = period.next();
+        }
+        (period, Some(own))
+    }
+
+    pub(super) fn book_of(&mut self, period: Period, manager: &Id) -> &mut ManagerBook {
+        self.changes.record(|changes| {
+            changes.books.insert((period, manager.clone()));
+        });
+        self.books.entry(period).or_default().entry(manager.clone()).or_default()
+    }
+
+    pub(super) fn apply(&mut self, seq: u64, event: &Event) -> Ruling {
+        match &event.data {
+            EventData::DealCreated(d) => self.apply_deal_created(seq, d),
+            EventData::PaymentReceived(p) => self.apply_payment(seq, event, p),
+            EventData::PaymentLate(l) => self.apply_late_notice(l),
+            EventData::DealCancelled(c) => self.apply_cancellation(seq, event, c),
+            EventData::PaymentRefunded(r) => self.apply_refund(seq, event, r),
+            EventData::PlanAssigned(p) => self.apply_plan(seq, p),
+            EventData::PeriodClosed(c) => self.apply_close(seq, event, c.period),
+            EventData::SchemeActivated(scheme) => {
+                self.changes.record(|changes| changes.scheme = true);
+                self.calendar = Arc::new(scheme.calendar());
+                self.scheme = Arc::new((**scheme).clone());
+                self.scheme_seq = Some(seq);
+                self.scheme_history.push(seq);
+                Ruling::applied(vec![], None)
+            }
+        }
+    }
+
+    fn apply_deal_created(&mut self, seq: u64, d: &DealCreated) -> Ruling {
+        if let Some(existing) = self.deals.get(&d.deal_id) {
+            return Ruling::Rejected(Rejection::new(
+                Reason::DealIdUsed,
+                format!(
+                    "deal {} was already created (ledger seq {}); deal ids must be unique",
+                    d.deal_id, existing.seq
+                ),
+            ));
+        }
+        let (period, _) = self.booking_period(d.created_on);
+        self.book_of(period, &d.manager_id).booked += d.amount;
+        self.deals.insert(
+            d.deal_id.clone(),
+            Deal {
+                seq,
+                manager_id: d.manager_id.clone(),
+                client_id: d.client_id.clone(),
+                amount: d.amount,
+                margin: d.margin,
+                payment_terms: d.payment_terms,
+                due_date: d.due_date,
+                created_on: d.created_on,
+                paid: Decimal::ZERO,
+                cancelled: None,
+                overdue: None,
+            },
+        );
+        Ruling::applied(vec![], Some(WaitKey::Deal(d.deal_id.clone())))
+    }
+
+    fn apply_payment(&mut self, seq: u64, event: &Event, p: &PaymentReceived) -> Ruling {
+        let Some((deal_id, deal)) = self.deals.get_key_value(&p.deal_id) else {
+            return Ruling::Parked(WaitKey::Deal(p.deal_id.clone()));
+        };
+        let deal_id = deal_id.clone();
+        if let Some(existing) = self.payments.get(&p.payment_id) {
+            return Ruling::Rejected(Rejection::new(
+                Reason::PaymentIdUsed,
+                format!(
+                    "payment {} was already received (ledger seq {}); payment ids must be unique",
+                    p.payment_id, existing.seq
+                ),
+            ));
+        }
+        if let Some((cancelled_on, _)) = deal.cancelled {
+            return Ruling::Rejected(Rejection::new(
+                Reason::DealCancelled,
+                format!("deal {} was cancelled on {}; no payment is accepted on a cancelled deal (send a refund instead if money must go back)", p.deal_id, crate::calendar::date_text(cancelled_on)),
+            ));
+        }
+        let outstanding = deal.amount - deal.paid;
+        if p.amount > outstanding {
+            return Ruling::Rejected(Rejection::new(
+                Reason::PaymentExceedsBalance,
+                format!(
+                    "payment {} of {} is above the {} still owed on deal {} (amount {}, paid so far {})",
+                    p.payment_id, p.amount, outstanding, p.deal_id, deal.amount, deal.paid
+                ),
+            ));
+        }
+        let rules = &self.scheme.commission;
+        let (timing, working_days_late) =
+            if deal.payment_terms == PaymentTerms::Prepayment && p.paid_on <= deal.due_date {
+                (Timing::Prepaid, 0)
+            } else {
+                let late = self.calendar.working_days_between(deal.due_date, p.paid_on);
+                (if late <= rules.grace_working_days { Timing::OnTime } else { Timing::Late }, late)
+            };
+        let rate = match timing {
+            Timing::Prepaid => rules.prepaid_rate,
+            Timing::OnTime => rules.on_time_rate,
+            Timing::Late => rules.late_rate,
+        };
+        let grace_working_days = rules.grace_working_days;
+        let commission = exact(mul_div_round(&[deal.margin, p.amount, rate], deal.amount, 2));
+        let margin_share = exact(mul_div_round(&[deal.margin, p.amount], deal.amount, 2));
+        let manager_id = deal.manager_id.clone();
+        let (period, adjustment_of) = self.booking_period(p.paid_on);
+        let entry = Entry {
+            seq,
+            source: event.source.clone(),
+            event_id: event.id.clone(),
+            kind: EntryKind::Commission,
+            manager_id: manager_id.clone(),
+            period,
+            amount: commission,
+            adjustment_of,
+            detail: EntryDetail::Commission {
+                deal_id: deal_id.clone(),
+                payment_id: p.payment_id.clone(),
+                timing,
+                working_days_late,
+                grace_working_days,
+                rate,
+            },
+        };
+        let book = self.book_of(period, &manager_id);
+        book.received += p.amount;
+        book.margin_received += margin_share;
+        book.book(&entry);
+        if let Some(deal) = self.deals.get_mut(&p.deal_id) {
+            deal.paid += p.amount;
+        }
+        self.payments.insert(
+            p.payment_id.clone(),
+            Payment { seq, deal_id, amount: p.amount, paid_on: p.paid_on, refunded: Decimal::ZERO, rate },
+        );
+        Ruling::applied(vec![entry], Some(WaitKey::Payment(p.payment_id.clone())))
+    }
+
+    fn apply_late_notice(&mut self, l: &PaymentLate) -> Ruling {
+        let Some(deal) = self.deals.get_mut(&l.deal_id) else {
+            return Ruling::Parked(WaitKey::Deal(l.deal_id.clone()));
+        };
+        if deal.cancelled.is_some() {
+            return Ruling::Rejected(Rejection::new(
+                Reason::DealCancelled,
+                format!("deal {} is cancelled; a late notice applies only to a deal still being paid", l.deal_id),
+            ));
+        }
+        if deal.paid >= deal.amount {
+            return Ruling::Rejected(Rejection::new(
+                Reason::DealFullyPaid,
+                format!("deal {} is fully paid ({}); nothing can be overdue on it", l.deal_id, deal.amount),
+            ));
+        }
+        deal.overdue = Some((l.as_of, l.days_overdue));
+        Ruling::applied(vec![], None)
+    }
+
+    fn apply_cancellation(&mut self, seq: u64, event: &Event, c: &DealCancelled) -> Ruling {
+        let fine_amount = self.scheme.fines.manager_fault;
+        let Some(deal) = self.deals.get_mut(&c.deal_id) else {
+            return Ruling::Parked(WaitKey::Deal(c.deal_id.clone()));
+        };
+        if let Some((on, _)) = deal.cancelled {
+            return Ruling::Rejected(Rejection::new(
+                Reason::DealAlreadyCancelled,
+                format!(
+                    "deal {} was already cancelled on {}; a deal is cancelled once",
+                    c.deal_id,
+                    crate::calendar::date_text(on)
+                ),
+            ));
+        }
+        deal.cancelled = Some((c.cancelled_on, c.fault));
+        self.cancellations.insert(c.deal_id.clone(), seq);
+        if c.fault != Fault::Manager {
+            return Ruling::applied(vec![], None);
+        }
+        let manager_id = deal.manager_id.clone();
+        let (period, adjustment_of) = self.booking_period(c.cancelled_on);
+        let entry = Entry {
+            seq,
+            source: event.source.clone(),
+            event_id: event.id.clone(),
+            kind: EntryKind::Fine,
+            manager_id: manager_id.clone(),
+            period,
+            amount: -fine_amount,
+            adjustment_of,
+            detail: EntryDetail::Fine { deal_id: c.deal_id.clone() },
+        };
+        self.book_of(period, &manager_id).book(&entry);
+        Ruling::applied(vec![entry], None)
+    }
+
+    fn apply_refund(&mut self, seq: u64, event: &Event, r: &PaymentRefunded) -> Ruling {
+        let Some(payment) = self.payments.get(&r.payment_id) else {
+            return Ruling::Parked(WaitKey::Payment(r.payment_id.clone()));
+        };
+        if self.refunds.contains(&r.refund_id) {
+            return Ruling::Rejected(Rejection::new(
+                Reason::RefundIdUsed,
+                format!("refund {} was already booked; refund ids must be unique", r.refund_id),
+            ));
+        }
+        let left = payment.amount - payment.refunded;
+        if r.amount > left {
+            return Ruling::Rejected(Rejection::new(
+                Reason::RefundExceedsPayment,
+                format!(
+                    "refund {} of {} is above the {} left of payment {} (paid {}, refunded so far {})",
+                    r.refund_id, r.amount, left, r.payment_id, payment.amount, payment.refunded
+                ),
+            ));
+        }
+        let deal = match self.deals.get(&payment.deal_id) {
+            Some(d) => d,
+            None => unreachable!("a payment is accepted only on a known deal"),
+        };
+        let clawback = -exact(mul_div_round(&[deal.margin, r.amount, payment.rate], deal.amount, 2));
+        let margin_share = exact(mul_div_round(&[deal.margin, r.amount], deal.amount, 2));
+        let manager_id = deal.manager_id.clone();
+        let deal_id = payment.deal_id.clone();
+        let rate = payment.rate;
+        let (period, adjustment_of) = self.booking_period(r.refunded_on);
+        let entry = Entry {
+            seq,
+            source: event.source.clone(),
+            event_id: event.id.clone(),
+            kind: EntryKind::Clawback,
+            manager_id: manager_id.clone(),
+            period,
+            amount: clawback,
+            adjustment_of,
+            detail: EntryDetail::Clawback {
+                deal_id,
+                payment_id: r.payment_id.clone(),
+                refund_id: r.refund_id.clone(),
+                refunded: r.amount,
+                rate,
+            },
+        };
+        let book = self.book_of(period, &manager_id);
+        book.received -= r.amount;
+        book.margin_received -= margin_share;
+        book.book(&entry);
+        if let Some(payment) = self.payments.get_mut(&r.payment_id) {
+            payment.refunded += r.amount;
+        }
+        self.refunds.insert(r.refund_id.clone());
+        self.refunds_of.entry(r.payment_id.clone()).or_default().push(seq);
+        Ruling::applied(vec![entry], None)
+    }
+}
+
+/// Unwraps an exact computation whose inputs validation has bounded.
+pub(super) fn exact(value: Option<Decimal>) -> Decimal {
+    match value {
+        Some(v) => v,
+        None => unreachable!("validated amounts and scheme parameters keep every product within i128"),
+    }
+}

@@ -1,0 +1,253 @@
+//! The ledger's derived state: what it holds, how it is created and restored after a snapshot
+//! is loaded, and what callers may read of it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::calendar::{Calendar, Period};
+use crate::event::{EventType, Id};
+use crate::reject::Rejection;
+use crate::scheme::Scheme;
+
+use super::book::ManagerBook;
+use super::records::{Deal, Parked, Payment, WaitKey};
+
+/// The whole derived state of the ledger: a pure function of the log folded so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerState {
+    pub(super) next_seq: u64,
+    pub(super) scheme: Arc<Scheme>,
+    /// The sequence number of the `scheme.activated` record in force; `None` before the first.
+    pub(super) scheme_seq: Option<u64>,
+    #[serde(skip, default = "default_calendar")]
+    pub(super) calendar: Arc<Calendar>,
+    /// identity (source, id) -> content fingerprint, for every logged event.
+    pub(super) seen: FastMap<u128, u128>,
+    pub(super) deals: FastMap<Id, Deal>,
+    pub(super) payments: FastMap<Id, Payment>,
+    pub(super) refunds: FastSet<Id>,
+    /// Payment id -> log seqs of the refunds applied to it, in the order applied. Only refunded
+    /// payments are here (a few): explain finds a payment's clawbacks by these seqs, without an
+    /// index of the log.
+    pub(super) refunds_of: FastMap<Id, Vec<u64>>,
+    /// Deal id -> log seq of the cancellation applied to it (the fine's seq, when the manager
+    /// was at fault), for the same reason. Only cancelled deals are here.
+    pub(super) cancellations: FastMap<Id, u64>,
+    /// Closed periods and the sequence number of the event that closed each.
+    pub(super) closed: BTreeMap<Period, u64>,
+    pub(super) books: BTreeMap<Period, BTreeMap<Id, ManagerBook>>,
+    pub(super) parked: BTreeMap<u64, Parked>,
+    pub(super) waiting: FastMap<WaitKey, Vec<u64>>,
+    pub(super) rejected_by_rule: BTreeMap<u64, (EventType, Rejection)>,
+    /// Sequence numbers of the `scheme.activated` records, in order.
+    pub(super) scheme_history: Vec<u64>,
+    /// Sources and manager ids recur in every entry: one shared copy of each.
+    #[serde(skip)]
+    pub(super) names: Interner,
+    /// What folds changed, while someone keeps a read model beside this state.
+    #[serde(skip)]
+    pub(super) changes: ChangeLog,
+}
+
+/// What folds changed that a statement shows, since it was last taken: which books moved,
+/// which periods were closed, whether a scheme was activated. Recorded only while tracking is
+/// on ([`LedgerState::track_changes`]): a read model kept beside the state (the HTTP API's
+/// statements) refreshes exactly these instead of everything after each batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// (period, manager) of every book an event moved (entries, plan, the `booked` metric).
+    pub books: BTreeSet<(Period, Id)>,
+    /// Periods closed: every book in them shows a new status, some a booked plan bonus.
+    pub closed: BTreeSet<Period>,
+    /// A scheme was activated: the currency and plan figures of every statement may differ.
+    pub scheme: bool,
+}
+
+/// `Some` while changes are recorded. Like the interner, it changes no outcome, so two states
+/// are equal whatever it holds.
+#[derive(Debug, Clone, Default)]
+pub(super) struct ChangeLog(Option<Changes>);
+
+impl ChangeLog {
+    /// Records a change, when changes are being recorded.
+    pub(super) fn record(&mut self, change: impl FnOnce(&mut Changes)) {
+        if let Some(changes) = &mut self.0 {
+            change(changes);
+        }
+    }
+}
+
+impl PartialEq for ChangeLog {
+    fn eq(&self, _: &ChangeLog) -> bool {
+        true
+    }
+}
+
+/// A cache of shared names. It changes no outcome, so two states are equal whatever it holds.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Interner(FastSet<Id>);
+
+impl PartialEq for Interner {
+    fn eq(&self, _: &Interner) -> bool {
+        true
+    }
+}
+
+/// Hash maps keyed by ids: foldhash (randomly seeded, so no adversarial key set is known in
+/// advance) is several times faster than SipHash on short keys. Nothing iterates them to decide
+/// an outcome, so their order never matters.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
+
+fn default_calendar() -> Arc<Calendar> {
+    Arc::new(Scheme::default_scheme().calendar())
+}
+
+impl Default for LedgerState {
+    fn default() -> Self {
+        LedgerState::new()
+    }
+}
+
+impl LedgerState {
+    /// An empty ledger. Until a `scheme.activated` is folded, the default scheme validates, and
+    /// it is activated (logged) before the first other event.
+    pub fn new() -> LedgerState {
+        let scheme = Scheme::default_scheme();
+        LedgerState {
+            next_seq: 1,
+            calendar: Arc::new(scheme.calendar()),
+            scheme: Arc::new(scheme),
+            scheme_seq: None,
+            seen: FastMap::default(),
+            deals: FastMap::default(),
+            payments: FastMap::default(),
+            refunds: FastSet::default(),
+            refunds_of: FastMap::default(),
+            cancellations: FastMap::default(),
+            closed: BTreeMap::new(),
+            books: BTreeMap::new(),
+            parked: BTreeMap::new(),
+            waiting: FastMap::default(),
+            rejected_by_rule: BTreeMap::new(),
+            scheme_history: Vec::new(),
+            names: Interner::default(),
+            changes: ChangeLog::default(),
+        }
+    }
+
+    /// Starts (or stops) recording what folds change, for [`take_changes`](Self::take_changes).
+    /// Off by default: nothing but a read model needs it.
+    pub fn track_changes(&mut self, on: bool) {
+        self.changes.0 = if on { Some(Changes::default()) } else { None };
+    }
+
+    /// What folds changed since tracking started or this was last called (nothing when
+    /// tracking is off).
+    pub fn take_changes(&mut self) -> Changes {
+        match &mut self.changes.0 {
+            Some(changes) => std::mem::take(changes),
+            None => Changes::default(),
+        }
+    }
+
+    pub(super) fn intern(&mut self, name: &Id) -> Id {
+        match self.names.0.get(name) {
+            Some(shared) => shared.clone(),
+            None => {
+                self.names.0.insert(name.clone());
+                name.clone()
+            }
+        }
+    }
+
+    /// Restores what `#[serde(skip)]` left out after a snapshot is loaded.
+    pub fn after_load(&mut self) {
+        self.calendar = Arc::new(self.scheme.calendar());
+        // Deserialized names are separate copies; share them again.
+        let mut books = std::mem::take(&mut self.books);
+        for managers in books.values_mut() {
+            let owned = std::mem::take(managers);
+            for (manager_id, book) in owned {
+                managers.insert(self.intern(&manager_id), book);
+            }
+        }
+        self.books = books;
+        let mut deals = std::mem::take(&mut self.deals);
+        for deal in deals.values_mut() {
+            deal.manager_id = self.intern(&deal.manager_id);
+        }
+        self.deals = deals;
+    }
+
+    /// The scheme in force, shared: parsing may happen on another thread with a copy of it.
+    pub fn scheme_shared(&self) -> Arc<Scheme> {
+        self.scheme.clone()
+    }
+
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    pub fn scheme(&self) -> &Scheme {
+        &self.scheme
+    }
+
+    pub fn scheme_seq(&self) -> Option<u64> {
+        self.scheme_seq
+    }
+
+    pub fn scheme_history(&self) -> &[u64] {
+        &self.scheme_history
+    }
+
+    pub fn books(&self) -> &BTreeMap<Period, BTreeMap<Id, ManagerBook>> {
+        &self.books
+    }
+
+    /// Every deal the ledger knows, in no particular order.
+    pub fn deals(&self) -> impl Iterator<Item = (&Id, &Deal)> {
+        self.deals.iter()
+    }
+
+    /// Every accepted payment, in no particular order.
+    pub fn payments(&self) -> impl Iterator<Item = (&Id, &Payment)> {
+        self.payments.iter()
+    }
+
+    pub fn is_closed(&self, period: Period) -> bool {
+        self.closed.contains_key(&period)
+    }
+
+    pub fn closed_periods(&self) -> &BTreeMap<Period, u64> {
+        &self.closed
+    }
+
+    pub fn deal(&self, id: &str) -> Option<&Deal> {
+        self.deals.get(id)
+    }
+
+    pub fn payment(&self, id: &str) -> Option<&Payment> {
+        self.payments.get(id)
+    }
+
+    /// The log seqs of the refunds applied to payment `id`, in the order applied.
+    pub fn refund_seqs(&self, payment_id: &str) -> &[u64] {
+        self.refunds_of.get(payment_id).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// The log seq of the cancellation applied to deal `id`, if it was cancelled.
+    pub fn cancellation_seq(&self, deal_id: &str) -> Option<u64> {
+        self.cancellations.get(deal_id).copied()
+    }
+
+    pub fn parked(&self) -> &BTreeMap<u64, Parked> {
+        &self.parked
+    }
+
+    pub fn rejected_by_rule(&self) -> &BTreeMap<u64, (EventType, Rejection)> {
+        &self.rejected_by_rule
+    }
+}
