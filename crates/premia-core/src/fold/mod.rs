@@ -22,7 +22,7 @@ mod state;
 pub use admission::{scheme_activation_record, OWN_SOURCE};
 pub use book::ManagerBook;
 pub use entry::{Entry, EntryDetail, EntryKind, PlanFigures, Timing};
-pub use outcome::{Admitted, Folded, OwnRecord, Outcome, ReplayError};
+pub use outcome::{Admitted, Folded, Outcome, OwnRecord, ReplayError};
 pub use plan::plan_figures;
 pub use records::{Deal, Parked, Payment, Plan, WaitKey};
 pub use state::{Changes, LedgerState};

@@ -1,8 +1,8 @@
 //! What became of an offered line (logged, duplicate, rejected), of each event a fold step
 //! applied, parked or rejected, and why a replayed log record could not be folded.
 
-use crate::reject::Rejection;
 use crate::event::EventType;
+use crate::reject::Rejection;
 
 use super::entry::Entry;
 use super::records::WaitKey;

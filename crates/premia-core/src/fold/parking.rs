@@ -37,14 +37,23 @@ impl LedgerState {
             let Some(parked) = self.parked.remove(&parked_seq) else { continue };
             let event_type = parked.event.data.event_type();
             let ruling = self.apply(parked_seq, &parked.event);
-            assert!(!matches!(ruling, Ruling::Parked(_)), "a released event waits for one thing only, which now exists");
+            assert!(
+                !matches!(ruling, Ruling::Parked(_)),
+                "a released event waits for one thing only, which now exists"
+            );
             let outcome = self.settle(parked_seq, event_type, ruling, &mut ready);
             folded.push(Folded { seq: parked_seq, event_type, outcome, released: true });
         }
         folded
     }
 
-    pub(super) fn settle(&mut self, seq: u64, event_type: EventType, ruling: Ruling, ready: &mut BTreeSet<u64>) -> Outcome {
+    pub(super) fn settle(
+        &mut self,
+        seq: u64,
+        event_type: EventType,
+        ruling: Ruling,
+        ready: &mut BTreeSet<u64>,
+    ) -> Outcome {
         match ruling {
             Ruling::Applied { entries, now_known } => {
                 if let Some(key) = now_known {

@@ -5,9 +5,9 @@ use rust_decimal::Decimal;
 
 use crate::calendar::Period;
 use crate::event::{Event, PlanAssigned};
+use crate::money::mul_div_round;
 use crate::reject::{Reason, Rejection};
 use crate::scheme::{Coefficient, Scheme};
-use crate::money::mul_div_round;
 
 use super::book::ManagerBook;
 use super::entry::{Entry, EntryDetail, EntryKind, PlanFigures};
