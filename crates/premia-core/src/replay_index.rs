@@ -472,6 +472,15 @@ mod tests {
         Period::parse(text).unwrap()
     }
 
+    /// An index of the records `(type, data)`, numbered from 1 and all received at time 0.
+    fn indexed(records: &[(&str, &str)]) -> ReplayIndex {
+        let mut index = ReplayIndex::new();
+        for (i, (t, data)) in records.iter().enumerate() {
+            index.add(i as u64 + 1, 0, &line(t, data)).unwrap();
+        }
+        index
+    }
+
     #[test]
     fn keys_of_each_type() {
         assert_eq!(RecordKeys::of(&line("scheme.activated", r#"{"name":"x"}"#)), RecordKeys::Scheme);
@@ -499,18 +508,13 @@ mod tests {
 
     #[test]
     fn a_late_fact_is_listed_where_it_lands_and_where_it_is_dated() {
-        let mut index = ReplayIndex::new();
-        index.add(1, 0, &line("scheme.activated", "{}")).unwrap();
-        index
-            .add(2, 0, &line("deal.created", r#"{"deal_id":"D","manager_id":"M","created_on":"2026-01-10"}"#))
-            .unwrap();
-        index.add(3, 0, &line("period.closed", r#"{"period":"2026-01"}"#)).unwrap();
-        index
-            .add(4, 0, &line("payment.received", r#"{"deal_id":"D","payment_id":"P","paid_on":"2026-01-20"}"#))
-            .unwrap();
-        index
-            .add(5, 0, &line("deal.created", r#"{"deal_id":"E","manager_id":"N","created_on":"2026-03-01"}"#))
-            .unwrap();
+        let mut index = indexed(&[
+            ("scheme.activated", "{}"),
+            ("deal.created", r#"{"deal_id":"D","manager_id":"M","created_on":"2026-01-10"}"#),
+            ("period.closed", r#"{"period":"2026-01"}"#),
+            ("payment.received", r#"{"deal_id":"D","payment_id":"P","paid_on":"2026-01-20"}"#),
+            ("deal.created", r#"{"deal_id":"E","manager_id":"N","created_on":"2026-03-01"}"#),
+        ]);
         let feb = index.period_file(p("2026-02"));
         assert_eq!(feb.seqs(None, u64::MAX).collect::<Vec<_>>(), vec![2, 4]);
         assert_eq!(feb.seqs(Some("N"), u64::MAX).count(), 0);
@@ -522,19 +526,12 @@ mod tests {
 
     #[test]
     fn a_payment_id_reused_on_another_deal_joins_the_deals() {
-        let mut index = ReplayIndex::new();
-        index
-            .add(1, 0, &line("deal.created", r#"{"deal_id":"A","manager_id":"M","created_on":"2026-01-10"}"#))
-            .unwrap();
-        index
-            .add(2, 0, &line("deal.created", r#"{"deal_id":"B","manager_id":"N","created_on":"2026-05-10"}"#))
-            .unwrap();
-        index
-            .add(3, 0, &line("payment.received", r#"{"deal_id":"A","payment_id":"P","paid_on":"2026-01-20"}"#))
-            .unwrap();
-        index
-            .add(4, 0, &line("payment.received", r#"{"deal_id":"B","payment_id":"P","paid_on":"2026-05-20"}"#))
-            .unwrap();
+        let mut index = indexed(&[
+            ("deal.created", r#"{"deal_id":"A","manager_id":"M","created_on":"2026-01-10"}"#),
+            ("deal.created", r#"{"deal_id":"B","manager_id":"N","created_on":"2026-05-10"}"#),
+            ("payment.received", r#"{"deal_id":"A","payment_id":"P","paid_on":"2026-01-20"}"#),
+            ("payment.received", r#"{"deal_id":"B","payment_id":"P","paid_on":"2026-05-20"}"#),
+        ]);
         // May's replay must see that P was used in January, or it would accept the second P.
         assert_eq!(index.period_file(p("2026-05")).seqs(Some("N"), u64::MAX).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
         assert_eq!(index.component_of_key("p:P"), vec![1, 2, 3, 4]);
@@ -542,32 +539,26 @@ mod tests {
 
     #[test]
     fn a_parked_fact_may_land_where_its_release_puts_it() {
-        let mut index = ReplayIndex::new();
         // The payment (dated January) waits for its deal; January is closed before the deal
         // arrives, so the payment is booked in February when released.
-        index
-            .add(1, 0, &line("payment.received", r#"{"deal_id":"D","payment_id":"P","paid_on":"2026-01-20"}"#))
-            .unwrap();
-        index.add(2, 0, &line("period.closed", r#"{"period":"2026-01"}"#)).unwrap();
-        index
-            .add(3, 0, &line("deal.created", r#"{"deal_id":"D","manager_id":"M","created_on":"2025-12-30"}"#))
-            .unwrap();
+        let mut index = indexed(&[
+            ("payment.received", r#"{"deal_id":"D","payment_id":"P","paid_on":"2026-01-20"}"#),
+            ("period.closed", r#"{"period":"2026-01"}"#),
+            ("deal.created", r#"{"deal_id":"D","manager_id":"M","created_on":"2025-12-30"}"#),
+        ]);
         assert_eq!(index.period_file(p("2026-02")).seqs(None, u64::MAX).collect::<Vec<_>>(), vec![1, 3]);
         assert_eq!(index.seq_received_by(5), 3);
     }
 
     #[test]
     fn a_parked_fact_lands_by_its_own_date_when_released_not_by_the_releasing_record() {
-        let mut index = ReplayIndex::new();
         // P (dated March) waits for D; March closes; D arrives, dated January: P is booked in
         // April, which neither D's date nor P's seq alone would say.
-        index
-            .add(1, 0, &line("payment.received", r#"{"deal_id":"D","payment_id":"P","paid_on":"2026-03-20"}"#))
-            .unwrap();
-        index.add(2, 0, &line("period.closed", r#"{"period":"2026-03"}"#)).unwrap();
-        index
-            .add(3, 0, &line("deal.created", r#"{"deal_id":"D","manager_id":"M","created_on":"2026-01-30"}"#))
-            .unwrap();
+        let mut index = indexed(&[
+            ("payment.received", r#"{"deal_id":"D","payment_id":"P","paid_on":"2026-03-20"}"#),
+            ("period.closed", r#"{"period":"2026-03"}"#),
+            ("deal.created", r#"{"deal_id":"D","manager_id":"M","created_on":"2026-01-30"}"#),
+        ]);
         assert_eq!(index.period_file(p("2026-04")).seqs(None, u64::MAX).collect::<Vec<_>>(), vec![1, 3]);
     }
 }

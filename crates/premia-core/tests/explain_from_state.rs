@@ -6,110 +6,30 @@
 //! overtake their payments (chains of releases in one fold step), ids are reused, months close
 //! in between and schemes change.
 
+mod common;
+
 use std::collections::BTreeMap;
+
+use common::{line, Op};
 
 use premia_core::explain::{
     applied_at, in_booking_order, record_applied_at, scheme_seq_at, subject_parked, subject_records, Subject,
 };
 use premia_core::fold::{Admitted, Entry, LedgerState, Outcome};
-use premia_core::{Admission, EventData, Scheme};
+use premia_core::{Admission, EventData};
 use proptest::prelude::*;
-
-#[derive(Debug, Clone)]
-enum Op {
-    Deal {
-        deal: u8,
-        manager: u8,
-        amount: u8,
-        month: u8,
-        day: u8,
-        prepay: bool,
-    },
-    Pay {
-        payment: u8,
-        deal: u8,
-        amount: u8,
-        month: u8,
-        day: u8,
-    },
-    Refund {
-        refund: u8,
-        payment: u8,
-        amount: u8,
-        month: u8,
-        day: u8,
-    },
-    Cancel {
-        deal: u8,
-        manager_fault: bool,
-        month: u8,
-        day: u8,
-    },
-    Close {
-        month: u8,
-    },
-    /// A scheme with other rates and grace days from here on.
-    Scheme {
-        grace: u8,
-    },
-}
 
 fn op() -> impl Strategy<Value = Op> {
     let month = 1u8..=4;
     let day = 1u8..=28;
     prop_oneof![
-        3 => (0u8..5, 0u8..3, 1u8..5, month.clone(), day.clone(), any::<bool>()).prop_map(|(deal, manager, amount, month, day, prepay)| Op::Deal { deal, manager, amount, month, day, prepay }),
+        3 => (0u8..5, 0u8..3, 1u8..5, month.clone(), day.clone(), any::<bool>()).prop_map(|(deal, manager, amount, month, day, prepay)| Op::Deal { deal, manager, amount, margin: u16::from(amount) * 100 + 37, month, day, prepay }),
         4 => (0u8..7, 0u8..5, 1u8..4, month.clone(), day.clone()).prop_map(|(payment, deal, amount, month, day)| Op::Pay { payment, deal, amount, month, day }),
         3 => (0u8..6, 0u8..7, 1u8..3, month.clone(), day.clone()).prop_map(|(refund, payment, amount, month, day)| Op::Refund { refund, payment, amount, month, day }),
         1 => (0u8..5, any::<bool>(), month.clone(), day.clone()).prop_map(|(deal, manager_fault, month, day)| Op::Cancel { deal, manager_fault, month, day }),
         1 => month.prop_map(|month| Op::Close { month }),
         1 => (0u8..20).prop_map(|grace| Op::Scheme { grace }),
     ]
-}
-
-fn line(i: usize, op: &Op) -> String {
-    let date = |m: u8, d: u8| format!("2026-{m:02}-{d:02}");
-    let (t, data) = match op {
-        Op::Deal { deal, manager, amount, month, day, prepay } => (
-            "deal.created",
-            format!(
-                r#"{{"deal_id":"D{deal}","manager_id":"M{manager}","client_id":"C","amount":"{amount}000.00","margin":"{amount}37.00","currency":"RUB","payment_terms":"{}","due_date":"{}","created_on":"{}"}}"#,
-                if *prepay { "prepayment" } else { "postpayment" },
-                date(*month, *day),
-                date(*month, 1)
-            ),
-        ),
-        Op::Pay { payment, deal, amount, month, day } => (
-            "payment.received",
-            format!(
-                r#"{{"payment_id":"P{payment}","deal_id":"D{deal}","amount":"{amount}000.00","currency":"RUB","paid_on":"{}"}}"#,
-                date(*month, *day)
-            ),
-        ),
-        Op::Refund { refund, payment, amount, month, day } => (
-            "payment.refunded",
-            format!(
-                r#"{{"refund_id":"R{refund}","payment_id":"P{payment}","amount":"{amount}00.00","currency":"RUB","refunded_on":"{}"}}"#,
-                date(*month, *day)
-            ),
-        ),
-        Op::Cancel { deal, manager_fault, month, day } => (
-            "deal.cancelled",
-            format!(
-                r#"{{"deal_id":"D{deal}","cancelled_on":"{}","fault":"{}"}}"#,
-                date(*month, *day),
-                if *manager_fault { "manager" } else { "client" }
-            ),
-        ),
-        Op::Close { month } => ("period.closed", format!(r#"{{"period":"2026-{month:02}"}}"#)),
-        Op::Scheme { grace } => {
-            let mut scheme = Scheme::default_scheme();
-            scheme.name = format!("grace {grace}");
-            scheme.commission.grace_working_days = u32::from(*grace);
-            ("scheme.activated", scheme.to_json().to_string())
-        }
-    };
-    format!(r#"{{"specversion":"1.0","id":"e{i}","source":"s","type":"{t}","data":{data}}}"#)
 }
 
 /// One entry as the fold booked it: the record being folded, and the scheme in force then.
@@ -210,7 +130,7 @@ fn a_chain_of_releases_is_told_in_the_order_the_fold_applied_it() {
     for (i, op) in [
         Op::Refund { refund: 1, payment: 1, amount: 1, month: 1, day: 20 },
         Op::Pay { payment: 1, deal: 1, amount: 2, month: 1, day: 10 },
-        Op::Deal { deal: 1, manager: 1, amount: 3, month: 1, day: 5, prepay: false },
+        Op::Deal { deal: 1, manager: 1, amount: 3, margin: 337, month: 1, day: 5, prepay: false },
     ]
     .iter()
     .enumerate()

@@ -3,27 +3,19 @@
 //! prefix of the log. Random logs over a handful of ids, so ids collide, payments overtake
 //! their deals, exceed balances, land on cancelled deals, and months close in between.
 
-use premia_core::fold::{Admitted, Entry, LedgerState, Outcome};
-use premia_core::replay_index::ReplayIndex;
-use premia_core::{Admission, Period};
-use proptest::prelude::*;
+mod common;
 
-#[derive(Debug, Clone)]
-enum Op {
-    Deal { deal: u8, manager: u8, amount: u8, month: u8, day: u8, prepay: bool },
-    Pay { payment: u8, deal: u8, amount: u8, month: u8, day: u8 },
-    Refund { refund: u8, payment: u8, amount: u8, month: u8, day: u8 },
-    Cancel { deal: u8, manager_fault: bool, month: u8, day: u8 },
-    Late { deal: u8 },
-    Plan { manager: u8, month: u8 },
-    Close { month: u8 },
-}
+use common::{entries_of, logged, Op};
+use premia_core::fold::{Entry, LedgerState};
+use premia_core::replay_index::ReplayIndex;
+use premia_core::Period;
+use proptest::prelude::*;
 
 fn op() -> impl Strategy<Value = Op> {
     let month = 1u8..=5;
     let day = 1u8..=28;
     prop_oneof![
-        3 => (0u8..6, 0u8..3, 1u8..5, month.clone(), day.clone(), any::<bool>()).prop_map(|(deal, manager, amount, month, day, prepay)| Op::Deal { deal, manager, amount, month, day, prepay }),
+        3 => (0u8..6, 0u8..3, 1u8..5, month.clone(), day.clone(), any::<bool>()).prop_map(|(deal, manager, amount, month, day, prepay)| Op::Deal { deal, manager, amount, margin: u16::from(amount) * 100, month, day, prepay }),
         4 => (0u8..8, 0u8..6, 1u8..4, month.clone(), day.clone()).prop_map(|(payment, deal, amount, month, day)| Op::Pay { payment, deal, amount, month, day }),
         2 => (0u8..4, 0u8..8, 1u8..3, month.clone(), day.clone()).prop_map(|(refund, payment, amount, month, day)| Op::Refund { refund, payment, amount, month, day }),
         1 => (0u8..6, any::<bool>(), month.clone(), day.clone()).prop_map(|(deal, manager_fault, month, day)| Op::Cancel { deal, manager_fault, month, day }),
@@ -31,59 +23,6 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u8..3, month.clone()).prop_map(|(manager, month)| Op::Plan { manager, month }),
         2 => month.prop_map(|month| Op::Close { month }),
     ]
-}
-
-fn line(i: usize, op: &Op) -> String {
-    let date = |m: u8, d: u8| format!("2026-{m:02}-{d:02}");
-    let (t, data) = match op {
-        Op::Deal { deal, manager, amount, month, day, prepay } => (
-            "deal.created",
-            format!(
-                r#"{{"deal_id":"D{deal}","manager_id":"M{manager}","client_id":"C","amount":"{}000.00","margin":"{}00.00","currency":"RUB","payment_terms":"{}","due_date":"{}","created_on":"{}"}}"#,
-                amount,
-                amount,
-                if *prepay { "prepayment" } else { "postpayment" },
-                date(*month, *day),
-                date(*month, 1)
-            ),
-        ),
-        Op::Pay { payment, deal, amount, month, day } => (
-            "payment.received",
-            format!(
-                r#"{{"payment_id":"P{payment}","deal_id":"D{deal}","amount":"{amount}000.00","currency":"RUB","paid_on":"{}"}}"#,
-                date(*month, *day)
-            ),
-        ),
-        Op::Refund { refund, payment, amount, month, day } => (
-            "payment.refunded",
-            format!(
-                r#"{{"refund_id":"R{refund}","payment_id":"P{payment}","amount":"{amount}00.00","currency":"RUB","refunded_on":"{}"}}"#,
-                date(*month, *day)
-            ),
-        ),
-        Op::Cancel { deal, manager_fault, month, day } => (
-            "deal.cancelled",
-            format!(
-                r#"{{"deal_id":"D{deal}","cancelled_on":"{}","fault":"{}"}}"#,
-                date(*month, *day),
-                if *manager_fault { "manager" } else { "client" }
-            ),
-        ),
-        Op::Late { deal } => ("payment.late", format!(r#"{{"deal_id":"D{deal}","as_of":"2026-03-01"}}"#)),
-        Op::Plan { manager, month } => {
-            ("plan.assigned", format!(r#"{{"manager_id":"M{manager}","period":"2026-{month:02}","target":"5000.00"}}"#))
-        }
-        Op::Close { month } => ("period.closed", format!(r#"{{"period":"2026-{month:02}"}}"#)),
-    };
-    format!(r#"{{"specversion":"1.0","id":"e{i}","source":"s","type":"{t}","data":{data}}}"#)
-}
-
-fn entries_of(folded: Vec<premia_core::Folded>, into: &mut Vec<Entry>) {
-    for f in folded {
-        if let Outcome::Applied { entries } = f.outcome {
-            into.extend(entries);
-        }
-    }
 }
 
 /// Folds the given log records (seq, raw) into a fresh state; returns it and its entries.
@@ -102,17 +41,7 @@ proptest! {
     #[test]
     fn a_period_replay_equals_the_full_fold(ops in proptest::collection::vec(op(), 1..60), cut in 0.0f64..1.0) {
         // The log, as an ingest writes it.
-        let mut admitting = LedgerState::new();
-        let mut log: Vec<(u64, Vec<u8>)> = Vec::new();
-        for (i, op) in ops.iter().enumerate() {
-            let raw = line(i, op).into_bytes();
-            if let Admitted::Logged { seq, preamble, .. } = admitting.admit(&raw, Admission::Operator) {
-                if let Some(own) = preamble {
-                    log.push((own.seq, own.raw));
-                }
-                log.push((seq, raw));
-            }
-        }
+        let log = logged(&ops);
         let mut index = ReplayIndex::new();
         for (seq, raw) in &log {
             index.add(*seq, 0, raw).unwrap();
