@@ -103,9 +103,11 @@ pub struct DealCreated {
     pub client_id: Id,
     /// Deal value, above 0.
     #[schemars(schema_with = "crate::schema::amount")]
+    #[serde(deserialize_with = "rust_decimal::serde::str::deserialize")]
     pub amount: Decimal,
     /// Gross profit of the deal, 0 <= margin <= amount.
     #[schemars(schema_with = "crate::schema::amount")]
+    #[serde(deserialize_with = "rust_decimal::serde::str::deserialize")]
     pub margin: Decimal,
     /// Must equal the ledger currency.
     #[schemars(schema_with = "crate::schema::currency")]
@@ -130,6 +132,7 @@ pub struct PaymentReceived {
     pub deal_id: Id,
     /// Above 0, at most what is still owed on the deal.
     #[schemars(schema_with = "crate::schema::amount")]
+    #[serde(deserialize_with = "rust_decimal::serde::str::deserialize")]
     pub amount: Decimal,
     #[schemars(schema_with = "crate::schema::currency")]
     pub currency: String,
@@ -175,6 +178,7 @@ pub struct PaymentRefunded {
     pub payment_id: Id,
     /// Above 0, at most what is left of the payment.
     #[schemars(schema_with = "crate::schema::amount")]
+    #[serde(deserialize_with = "rust_decimal::serde::str::deserialize")]
     pub amount: Decimal,
     #[schemars(schema_with = "crate::schema::currency")]
     pub currency: String,
@@ -192,9 +196,11 @@ pub struct PlanAssigned {
     pub period: Period,
     /// Above 0.
     #[schemars(schema_with = "crate::schema::amount")]
+    #[serde(deserialize_with = "rust_decimal::serde::str::deserialize")]
     pub target: Decimal,
     /// Optional; the scheme's bonus base when absent.
     #[schemars(schema_with = "crate::schema::optional_amount")]
+    #[serde(deserialize_with = "rust_decimal::serde::str_option::deserialize")]
     pub bonus_base: Option<Decimal>,
 }
 
@@ -206,6 +212,10 @@ pub struct PeriodClosed {
     pub period: Period,
 }
 
+/// The data of a validated event. A parked event is kept in the state, so it is in the snapshot
+/// (bincode): its amounts are written as decimal strings and read back as strings
+/// (`rust_decimal::serde::str`), because `Decimal`'s own reader asks the format what comes next,
+/// which bincode cannot answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum EventData {
     DealCreated(DealCreated),

@@ -17,6 +17,7 @@ pub mod replay_index;
 pub mod schema;
 pub mod scheme;
 pub mod seal;
+mod stable_maps;
 pub mod statement;
 
 pub use calendar::Period;

@@ -25,11 +25,12 @@
 //!
 //! This module is pure: the ledger crate stores the index beside the log and reads records.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::{parse_date, Period};
+use crate::stable_maps::StableMap;
 
 /// What the index needs from one log record: read with a light parse of the envelope and
 /// `data`. Records in the log passed validation, so the fields it reads are well formed.
@@ -202,7 +203,8 @@ impl PeriodRecords {
 }
 
 /// The index, built by adding log records in order. Its state is kept between runs (it is a
-/// cache: deleting it only costs a rebuild) and extended with the records written since.
+/// cache: deleting it only costs a rebuild) and extended with the records written since. Its
+/// hash maps are written in key order (stable_maps.rs): the same log gives the same bytes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ReplayIndex {
     /// Records `1..next_seq` are indexed.
@@ -217,11 +219,11 @@ pub struct ReplayIndex {
     plans: BTreeMap<Period, Vec<(u64, String)>>,
     /// Union-find nodes by a 64-bit hash of `d:`/`p:`/`r:` + id. Two ids with one hash would
     /// join their components: a replay would fold more records than needed, never fewer.
-    nodes: HashMap<u64, u32>,
+    nodes: StableMap<u64, u32>,
     manager_names: Vec<String>,
-    manager_ids: HashMap<String, u32>,
+    manager_ids: StableMap<String, u32>,
     parent: Vec<u32>,
-    components: HashMap<u32, Component>,
+    components: StableMap<u32, Component>,
     /// The node of record `i + 1` (`NO_NODE` for global records and plans).
     record_node: Vec<u32>,
     /// Component roots by the periods they may book into or are dated in.

@@ -1,7 +1,7 @@
 //! The ledger's derived state: what it holds, how it is created and restored after a snapshot
 //! is loaded, and what callers may read of it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -10,11 +10,16 @@ use crate::calendar::{Calendar, Period};
 use crate::event::{EventType, Id};
 use crate::reject::Rejection;
 use crate::scheme::Scheme;
+use crate::stable_maps::{StableMap, StableSet};
 
 use super::book::ManagerBook;
 use super::records::{Deal, Parked, Payment, WaitKey};
 
 /// The whole derived state of the ledger: a pure function of the log folded so far.
+///
+/// Its hash maps (foldhash: several times faster than SipHash on short ids) have a fixed seed
+/// and are written in key order (stable_maps.rs), so the same log gives the same snapshot bytes.
+/// Nothing iterates them to decide an outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LedgerState {
     pub(super) next_seq: u64,
@@ -24,22 +29,22 @@ pub struct LedgerState {
     #[serde(skip, default = "default_calendar")]
     pub(super) calendar: Arc<Calendar>,
     /// identity (source, id) -> content fingerprint, for every logged event.
-    pub(super) seen: FastMap<u128, u128>,
-    pub(super) deals: FastMap<Id, Deal>,
-    pub(super) payments: FastMap<Id, Payment>,
-    pub(super) refunds: FastSet<Id>,
+    pub(super) seen: StableMap<u128, u128>,
+    pub(super) deals: StableMap<Id, Deal>,
+    pub(super) payments: StableMap<Id, Payment>,
+    pub(super) refunds: StableSet<Id>,
     /// Payment id -> log seqs of the refunds applied to it, in the order applied. Only refunded
     /// payments are here (a few): explain finds a payment's clawbacks by these seqs, without an
     /// index of the log.
-    pub(super) refunds_of: FastMap<Id, Vec<u64>>,
+    pub(super) refunds_of: StableMap<Id, Vec<u64>>,
     /// Deal id -> log seq of the cancellation applied to it (the fine's seq, when the manager
     /// was at fault), for the same reason. Only cancelled deals are here.
-    pub(super) cancellations: FastMap<Id, u64>,
+    pub(super) cancellations: StableMap<Id, u64>,
     /// Closed periods and the sequence number of the event that closed each.
     pub(super) closed: BTreeMap<Period, u64>,
     pub(super) books: BTreeMap<Period, BTreeMap<Id, ManagerBook>>,
     pub(super) parked: BTreeMap<u64, Parked>,
-    pub(super) waiting: FastMap<WaitKey, Vec<u64>>,
+    pub(super) waiting: StableMap<WaitKey, Vec<u64>>,
     pub(super) rejected_by_rule: BTreeMap<u64, (EventType, Rejection)>,
     /// Sequence numbers of the `scheme.activated` records, in order.
     pub(super) scheme_history: Vec<u64>,
@@ -87,19 +92,13 @@ impl PartialEq for ChangeLog {
 
 /// A cache of shared names. It changes no outcome, so two states are equal whatever it holds.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Interner(FastSet<Id>);
+pub(super) struct Interner(StableSet<Id>);
 
 impl PartialEq for Interner {
     fn eq(&self, _: &Interner) -> bool {
         true
     }
 }
-
-/// Hash maps keyed by ids: foldhash (randomly seeded, so no adversarial key set is known in
-/// advance) is several times faster than SipHash on short keys. Nothing iterates them to decide
-/// an outcome, so their order never matters.
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
 fn default_calendar() -> Arc<Calendar> {
     Arc::new(Scheme::default_scheme().calendar())
@@ -121,16 +120,16 @@ impl LedgerState {
             calendar: Arc::new(scheme.calendar()),
             scheme: Arc::new(scheme),
             scheme_seq: None,
-            seen: FastMap::default(),
-            deals: FastMap::default(),
-            payments: FastMap::default(),
-            refunds: FastSet::default(),
-            refunds_of: FastMap::default(),
-            cancellations: FastMap::default(),
+            seen: StableMap::default(),
+            deals: StableMap::default(),
+            payments: StableMap::default(),
+            refunds: StableSet::default(),
+            refunds_of: StableMap::default(),
+            cancellations: StableMap::default(),
             closed: BTreeMap::new(),
             books: BTreeMap::new(),
             parked: BTreeMap::new(),
-            waiting: FastMap::default(),
+            waiting: StableMap::default(),
             rejected_by_rule: BTreeMap::new(),
             scheme_history: Vec::new(),
             names: Interner::default(),
