@@ -38,32 +38,52 @@ impl LedgerState {
             Ok(e) => e,
             Err(rejection) => return Admitted::Rejected(rejection),
         };
-        if let Some(&fingerprint) = self.seen.get(&event.identity) {
-            if fingerprint == event.fingerprint {
-                return Admitted::Duplicate;
-            }
-            return Admitted::Rejected(Rejection::new(
-                Reason::Conflict,
-                format!(
-                    "an event with source {:?} and id {:?} was already received with other content; the first copy stands. Use a new id for a new fact",
-                    event.source, event.id
-                ),
-            ));
+        if let Some(seen) = self.seen_before(&event) {
+            return seen;
         }
-        let mut preamble = None;
-        if self.scheme_seq.is_none() && event.data.event_type() != EventType::SchemeActivated {
-            let raw = scheme_activation_record(&self.scheme, self.next_seq);
-            let seq = self.next_seq;
-            match self.replay(seq, &raw) {
-                Ok(_) => preamble = Some(OwnRecord { seq, raw }),
-                Err(e) => unreachable!("the ledger's own scheme record must fold: {e}"),
-            }
-        }
-        let seq = self.next_seq;
-        self.next_seq += 1;
+        let preamble = self.log_scheme_first(event.data.event_type());
+        let seq = self.take_seq();
         self.seen.insert(event.identity, event.fingerprint);
         let folded = self.fold(seq, event);
         Admitted::Logged { seq, preamble, folded }
+    }
+
+    /// What an event with the source and id of one already logged is: a duplicate when its
+    /// content is the same, a conflict when not (RULES.md section 10). `None` for a new one.
+    fn seen_before(&self, event: &Event) -> Option<Admitted> {
+        let &fingerprint = self.seen.get(&event.identity)?;
+        if fingerprint == event.fingerprint {
+            return Some(Admitted::Duplicate);
+        }
+        Some(Admitted::Rejected(Rejection::new(
+            Reason::Conflict,
+            format!(
+                "an event with source {:?} and id {:?} was already received with other content; the first copy stands. Use a new id for a new fact",
+                event.source, event.id
+            ),
+        )))
+    }
+
+    /// Before the first event that is not a scheme activation, the ledger logs (and folds) the
+    /// scheme in force, so a replay never depends on which scheme was built in.
+    fn log_scheme_first(&mut self, event_type: EventType) -> Option<OwnRecord> {
+        if self.scheme_seq.is_some() || event_type == EventType::SchemeActivated {
+            return None;
+        }
+        let raw = scheme_activation_record(&self.scheme, self.next_seq);
+        let seq = self.next_seq;
+        match self.replay(seq, &raw) {
+            Ok(_) => Some(OwnRecord { seq, raw }),
+            Err(e) => unreachable!("the ledger's own scheme record must fold: {e}"),
+        }
+    }
+
+    /// The next sequence number, taken: each is given to one record, in increasing order.
+    fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        debug_assert!(seq >= 1, "sequence numbers start at 1");
+        self.next_seq += 1;
+        seq
     }
 
     /// Folds a record read back from the log. The log holds only events that were admitted, so
@@ -77,7 +97,8 @@ impl LedgerState {
         if self.seen.insert(event.identity, event.fingerprint).is_some() {
             return Err(ReplayError::Repeated { seq });
         }
-        self.next_seq += 1;
+        let taken = self.take_seq();
+        debug_assert_eq!(taken, seq, "record {seq} is folded at its own number");
         Ok(self.fold(seq, event))
     }
 
@@ -102,5 +123,8 @@ pub fn scheme_activation_record(scheme: &Scheme, seq: u64) -> Vec<u8> {
         "type": EventType::SchemeActivated.as_str(),
         "data": scheme.to_json(),
     });
-    serde_json::to_vec(&event).unwrap_or_default()
+    match serde_json::to_vec(&event) {
+        Ok(bytes) => bytes,
+        Err(e) => unreachable!("a JSON value, whose keys are strings, always serializes: {e}"),
+    }
 }

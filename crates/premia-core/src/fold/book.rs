@@ -39,7 +39,17 @@ impl ManagerBook {
         self.commission + self.clawback + self.fines + self.plan_bonus
     }
 
+    /// Adds `entry` to the total of its kind. The book's total moves by exactly its amount.
     pub(super) fn book(&mut self, entry: &Entry) {
+        debug_assert_eq!(entry.kind, entry.detail.kind(), "entry of record {} is of its detail's kind", entry.seq);
+        debug_assert!(
+            entry.kind.admits(entry.amount),
+            "a {} of {} (record {}) has the wrong sign",
+            entry.kind.as_str(),
+            entry.amount,
+            entry.seq
+        );
+        let total_before = self.total();
         match entry.kind {
             EntryKind::Commission => self.commission += entry.amount,
             EntryKind::Clawback => self.clawback += entry.amount,
@@ -47,6 +57,13 @@ impl ManagerBook {
             EntryKind::PlanBonus => self.plan_bonus += entry.amount,
         }
         self.entry_count += 1;
+        debug_assert_eq!(
+            self.total(),
+            total_before + entry.amount,
+            "booking {} of record {} moves the book's total by exactly its amount",
+            entry.amount,
+            entry.seq
+        );
     }
 
     /// Whether the manager appears on the period's statement.

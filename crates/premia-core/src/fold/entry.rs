@@ -4,7 +4,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::Period;
-use crate::event::Id;
+use crate::event::{Event, Id};
 
 /// How fast a client paid (RULES.md section 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +35,18 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
+    /// Whether `amount` has the sign RULES.md gives the kind (section 1): a commission is never
+    /// negative (0.00 for a deal with zero margin), a clawback never positive (0.00 when it
+    /// rounds away), a fine never positive (the scheme's fine may be 0), and a plan bonus is
+    /// booked only above 0.00 (section 6).
+    pub fn admits(self, amount: Decimal) -> bool {
+        match self {
+            EntryKind::Commission => amount >= Decimal::ZERO,
+            EntryKind::Clawback | EntryKind::Fine => amount <= Decimal::ZERO,
+            EntryKind::PlanBonus => amount > Decimal::ZERO,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EntryKind::Commission => "commission",
@@ -73,6 +85,18 @@ pub enum EntryDetail {
     PlanBonus(PlanFigures),
 }
 
+impl EntryDetail {
+    /// The kind of entry booked for this.
+    pub fn kind(&self) -> EntryKind {
+        match self {
+            EntryDetail::Commission { .. } => EntryKind::Commission,
+            EntryDetail::Clawback { .. } => EntryKind::Clawback,
+            EntryDetail::Fine { .. } => EntryKind::Fine,
+            EntryDetail::PlanBonus(_) => EntryKind::PlanBonus,
+        }
+    }
+}
+
 /// One booked amount: append-only, never changed once made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
@@ -89,6 +113,36 @@ pub struct Entry {
     /// The closed period the fact was dated in, when it was booked in a later one.
     pub adjustment_of: Option<Period>,
     pub detail: EntryDetail,
+}
+
+impl Entry {
+    /// The entry `event`, folded at `seq`, books for `manager_id` in `booking`: the period, and
+    /// the closed period the fact was dated in when it is booked in a later one. Its kind is
+    /// that of `detail`, and `amount` must have the kind's sign.
+    pub(super) fn booked(
+        seq: u64,
+        event: &Event,
+        manager_id: Id,
+        booking: (Period, Option<Period>),
+        amount: Decimal,
+        detail: EntryDetail,
+    ) -> Entry {
+        let kind = detail.kind();
+        debug_assert!(kind.admits(amount), "a {} of {amount} (record {seq}) has the wrong sign", kind.as_str());
+        debug_assert!(amount.scale() <= 2, "a {} of {amount} (record {seq}) is not rounded to 0.01", kind.as_str());
+        let (period, adjustment_of) = booking;
+        Entry {
+            seq,
+            source: event.source.clone(),
+            event_id: event.id.clone(),
+            kind,
+            manager_id,
+            period,
+            amount,
+            adjustment_of,
+            detail,
+        }
+    }
 }
 
 /// A plan's figures: exact inputs, the displayed ratios (4 decimals) and the bonus.

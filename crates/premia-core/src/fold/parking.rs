@@ -11,7 +11,10 @@ use super::rules::Ruling;
 use super::state::LedgerState;
 
 impl LedgerState {
+    /// Folds record `seq`, just numbered: applies it (or parks it), then releases what it made
+    /// ready.
     pub(super) fn fold(&mut self, seq: u64, mut event: Event) -> Vec<Folded> {
+        debug_assert_eq!(seq + 1, self.next_seq, "record {seq} is folded right after it is numbered");
         event.source = self.intern(&event.source);
         match &mut event.data {
             EventData::DealCreated(d) => d.manager_id = self.intern(&d.manager_id),
@@ -34,7 +37,10 @@ impl LedgerState {
         }
         // RULES.md section 9: the earliest-received ready parked event first, one at a time.
         while let Some(parked_seq) = ready.pop_first() {
-            let Some(parked) = self.parked.remove(&parked_seq) else { continue };
+            debug_assert!(parked_seq < seq, "record {seq} releases only records received before it");
+            let Some(parked) = self.parked.remove(&parked_seq) else {
+                unreachable!("record {parked_seq} waited in a list, so it is parked")
+            };
             let event_type = parked.event.data.event_type();
             let ruling = self.apply(parked_seq, &parked.event);
             assert!(
@@ -47,6 +53,8 @@ impl LedgerState {
         folded
     }
 
+    /// Turns what the rules made of record `seq` into its outcome: the entries it booked (and
+    /// the parked events that waited for what it created become ready), or its rejection.
     pub(super) fn settle(
         &mut self,
         seq: u64,
@@ -56,6 +64,7 @@ impl LedgerState {
     ) -> Outcome {
         match ruling {
             Ruling::Applied { entries, now_known } => {
+                debug_assert!(entries.iter().all(|e| e.seq == seq), "record {seq} books entries of its own seq only");
                 if let Some(key) = now_known {
                     if let Some(waiters) = self.waiting.remove(&key) {
                         ready.extend(waiters);

@@ -10,7 +10,7 @@ use crate::reject::{Reason, Rejection};
 use crate::scheme::{Coefficient, Scheme};
 
 use super::book::ManagerBook;
-use super::entry::{Entry, EntryDetail, EntryKind, PlanFigures};
+use super::entry::{Entry, EntryDetail, PlanFigures};
 use super::records::Plan;
 use super::rules::{exact, Ruling};
 use super::state::LedgerState;
@@ -39,27 +39,20 @@ impl LedgerState {
         }
         let scheme = self.scheme.clone();
         let mut entries = Vec::new();
-        if let Some(managers) = self.books.get_mut(&period) {
-            for (manager_id, book) in managers.iter_mut() {
-                let Some(plan) = &book.plan else { continue };
-                let figures = plan_figures(&scheme, book, plan);
-                if figures.bonus > Decimal::ZERO {
-                    let entry = Entry {
-                        seq,
-                        source: event.source.clone(),
-                        event_id: event.id.clone(),
-                        kind: EntryKind::PlanBonus,
-                        manager_id: manager_id.clone(),
-                        period,
-                        amount: figures.bonus,
-                        adjustment_of: None,
-                        detail: EntryDetail::PlanBonus(figures.clone()),
-                    };
-                    book.book(&entry);
-                    entries.push(entry);
-                }
-                book.plan_result = Some(figures);
+        for (manager_id, book) in self.books.get_mut(&period).into_iter().flatten() {
+            debug_assert!(
+                book.plan_result.is_none() && book.plan_bonus.is_zero(),
+                "period {period} closes once, so {manager_id}'s plan bonus is booked once"
+            );
+            let Some(plan) = &book.plan else { continue };
+            let figures = plan_figures(&scheme, book, plan);
+            if figures.bonus > Decimal::ZERO {
+                let detail = EntryDetail::PlanBonus(figures.clone());
+                let entry = Entry::booked(seq, event, manager_id.clone(), (period, None), figures.bonus, detail);
+                book.book(&entry);
+                entries.push(entry);
             }
+            book.plan_result = Some(figures);
         }
         self.closed.insert(period, seq);
         self.changes.record(|changes| {

@@ -15,7 +15,7 @@ use crate::money::mul_div_round;
 use crate::reject::{Reason, Rejection};
 
 use super::book::ManagerBook;
-use super::entry::{Entry, EntryDetail, EntryKind, Timing};
+use super::entry::{Entry, EntryDetail, Timing};
 use super::records::{Deal, Payment, WaitKey};
 use super::state::LedgerState;
 
@@ -112,9 +112,50 @@ impl LedgerState {
         let Some((deal_id, deal)) = self.deals.get_key_value(&p.deal_id) else {
             return Ruling::Parked(WaitKey::Deal(p.deal_id.clone()));
         };
+        if let Some(rejection) = self.payment_refusal(deal, p) {
+            return Ruling::Rejected(rejection);
+        }
         let deal_id = deal_id.clone();
+        let (timing, working_days_late, rate) = self.payment_timing(deal, p.paid_on);
+        let commission = exact(mul_div_round(&[deal.margin, p.amount, rate], deal.amount, 2));
+        let margin_share = exact(mul_div_round(&[deal.margin, p.amount], deal.amount, 2));
+        let manager_id = deal.manager_id.clone();
+        let grace_working_days = self.scheme.commission.grace_working_days;
+        let detail = EntryDetail::Commission {
+            deal_id: deal_id.clone(),
+            payment_id: p.payment_id.clone(),
+            timing,
+            working_days_late,
+            grace_working_days,
+            rate,
+        };
+        let booking = self.booking_period(p.paid_on);
+        let entry = Entry::booked(seq, event, manager_id, booking, commission, detail);
+        let book = self.book_of(entry.period, &entry.manager_id);
+        book.received += p.amount;
+        book.margin_received += margin_share;
+        book.book(&entry);
+        let Some(deal) = self.deals.get_mut(&p.deal_id) else { unreachable!("deal {} was found above", p.deal_id) };
+        deal.paid += p.amount;
+        debug_assert!(
+            deal.paid <= deal.amount,
+            "deal {} is paid {} of {}: never more",
+            p.deal_id,
+            deal.paid,
+            deal.amount
+        );
+        self.payments.insert(
+            p.payment_id.clone(),
+            Payment { seq, deal_id, amount: p.amount, paid_on: p.paid_on, refunded: Decimal::ZERO, rate },
+        );
+        Ruling::applied(vec![entry], Some(WaitKey::Payment(p.payment_id.clone())))
+    }
+
+    /// The rule a payment on `deal` breaks, if any: its id is used, the deal is cancelled, or it
+    /// is more than the deal still owes.
+    fn payment_refusal(&self, deal: &Deal, p: &PaymentReceived) -> Option<Rejection> {
         if let Some(existing) = self.payments.get(&p.payment_id) {
-            return Ruling::Rejected(Rejection::new(
+            return Some(Rejection::new(
                 Reason::PaymentIdUsed,
                 format!(
                     "payment {} was already received (ledger seq {}); payment ids must be unique",
@@ -123,14 +164,14 @@ impl LedgerState {
             ));
         }
         if let Some((cancelled_on, _)) = deal.cancelled {
-            return Ruling::Rejected(Rejection::new(
+            return Some(Rejection::new(
                 Reason::DealCancelled,
                 format!("deal {} was cancelled on {}; no payment is accepted on a cancelled deal (send a refund instead if money must go back)", p.deal_id, crate::calendar::date_text(cancelled_on)),
             ));
         }
         let outstanding = deal.amount - deal.paid;
         if p.amount > outstanding {
-            return Ruling::Rejected(Rejection::new(
+            return Some(Rejection::new(
                 Reason::PaymentExceedsBalance,
                 format!(
                     "payment {} of {} is above the {} still owed on deal {} (amount {}, paid so far {})",
@@ -138,54 +179,22 @@ impl LedgerState {
                 ),
             ));
         }
+        None
+    }
+
+    /// How fast a payment on `deal` made on `paid_on` came (RULES.md section 3): its timing
+    /// class, the working days after the due date, and the rate it earns.
+    fn payment_timing(&self, deal: &Deal, paid_on: Date) -> (Timing, u32, Decimal) {
         let rules = &self.scheme.commission;
-        let (timing, working_days_late) =
-            if deal.payment_terms == PaymentTerms::Prepayment && p.paid_on <= deal.due_date {
-                (Timing::Prepaid, 0)
-            } else {
-                let late = self.calendar.working_days_between(deal.due_date, p.paid_on);
-                (if late <= rules.grace_working_days { Timing::OnTime } else { Timing::Late }, late)
-            };
-        let rate = match timing {
-            Timing::Prepaid => rules.prepaid_rate,
-            Timing::OnTime => rules.on_time_rate,
-            Timing::Late => rules.late_rate,
-        };
-        let grace_working_days = rules.grace_working_days;
-        let commission = exact(mul_div_round(&[deal.margin, p.amount, rate], deal.amount, 2));
-        let margin_share = exact(mul_div_round(&[deal.margin, p.amount], deal.amount, 2));
-        let manager_id = deal.manager_id.clone();
-        let (period, adjustment_of) = self.booking_period(p.paid_on);
-        let entry = Entry {
-            seq,
-            source: event.source.clone(),
-            event_id: event.id.clone(),
-            kind: EntryKind::Commission,
-            manager_id: manager_id.clone(),
-            period,
-            amount: commission,
-            adjustment_of,
-            detail: EntryDetail::Commission {
-                deal_id: deal_id.clone(),
-                payment_id: p.payment_id.clone(),
-                timing,
-                working_days_late,
-                grace_working_days,
-                rate,
-            },
-        };
-        let book = self.book_of(period, &manager_id);
-        book.received += p.amount;
-        book.margin_received += margin_share;
-        book.book(&entry);
-        if let Some(deal) = self.deals.get_mut(&p.deal_id) {
-            deal.paid += p.amount;
+        if deal.payment_terms == PaymentTerms::Prepayment && paid_on <= deal.due_date {
+            return (Timing::Prepaid, 0, rules.prepaid_rate);
         }
-        self.payments.insert(
-            p.payment_id.clone(),
-            Payment { seq, deal_id, amount: p.amount, paid_on: p.paid_on, refunded: Decimal::ZERO, rate },
-        );
-        Ruling::applied(vec![entry], Some(WaitKey::Payment(p.payment_id.clone())))
+        let late = self.calendar.working_days_between(deal.due_date, paid_on);
+        if late <= rules.grace_working_days {
+            (Timing::OnTime, late, rules.on_time_rate)
+        } else {
+            (Timing::Late, late, rules.late_rate)
+        }
     }
 
     fn apply_late_notice(&mut self, l: &PaymentLate) -> Ruling {
@@ -229,19 +238,10 @@ impl LedgerState {
             return Ruling::applied(vec![], None);
         }
         let manager_id = deal.manager_id.clone();
-        let (period, adjustment_of) = self.booking_period(c.cancelled_on);
-        let entry = Entry {
-            seq,
-            source: event.source.clone(),
-            event_id: event.id.clone(),
-            kind: EntryKind::Fine,
-            manager_id: manager_id.clone(),
-            period,
-            amount: -fine_amount,
-            adjustment_of,
-            detail: EntryDetail::Fine { deal_id: c.deal_id.clone() },
-        };
-        self.book_of(period, &manager_id).book(&entry);
+        let booking = self.booking_period(c.cancelled_on);
+        let detail = EntryDetail::Fine { deal_id: c.deal_id.clone() };
+        let entry = Entry::booked(seq, event, manager_id, booking, -fine_amount, detail);
+        self.book_of(entry.period, &entry.manager_id).book(&entry);
         Ruling::applied(vec![entry], None)
     }
 
@@ -249,15 +249,56 @@ impl LedgerState {
         let Some(payment) = self.payments.get(&r.payment_id) else {
             return Ruling::Parked(WaitKey::Payment(r.payment_id.clone()));
         };
+        if let Some(rejection) = self.refund_refusal(payment, r) {
+            return Ruling::Rejected(rejection);
+        }
+        let Some(deal) = self.deals.get(&payment.deal_id) else {
+            unreachable!("a payment is accepted only on a known deal")
+        };
+        let clawback = -exact(mul_div_round(&[deal.margin, r.amount, payment.rate], deal.amount, 2));
+        let margin_share = exact(mul_div_round(&[deal.margin, r.amount], deal.amount, 2));
+        let detail = EntryDetail::Clawback {
+            deal_id: payment.deal_id.clone(),
+            payment_id: r.payment_id.clone(),
+            refund_id: r.refund_id.clone(),
+            refunded: r.amount,
+            rate: payment.rate,
+        };
+        let manager_id = deal.manager_id.clone();
+        let booking = self.booking_period(r.refunded_on);
+        let entry = Entry::booked(seq, event, manager_id, booking, clawback, detail);
+        let book = self.book_of(entry.period, &entry.manager_id);
+        book.received -= r.amount;
+        book.margin_received -= margin_share;
+        book.book(&entry);
+        let Some(payment) = self.payments.get_mut(&r.payment_id) else {
+            unreachable!("payment {} was found above", r.payment_id)
+        };
+        payment.refunded += r.amount;
+        debug_assert!(
+            payment.refunded <= payment.amount,
+            "payment {} is refunded {} of {}: never more",
+            r.payment_id,
+            payment.refunded,
+            payment.amount
+        );
+        self.refunds.insert(r.refund_id.clone());
+        self.refunds_of.entry(r.payment_id.clone()).or_default().push(seq);
+        Ruling::applied(vec![entry], None)
+    }
+
+    /// The rule a refund of `payment` breaks, if any: its id is used, or it is more than is
+    /// left of the payment.
+    fn refund_refusal(&self, payment: &Payment, r: &PaymentRefunded) -> Option<Rejection> {
         if self.refunds.contains(&r.refund_id) {
-            return Ruling::Rejected(Rejection::new(
+            return Some(Rejection::new(
                 Reason::RefundIdUsed,
                 format!("refund {} was already booked; refund ids must be unique", r.refund_id),
             ));
         }
         let left = payment.amount - payment.refunded;
         if r.amount > left {
-            return Ruling::Rejected(Rejection::new(
+            return Some(Rejection::new(
                 Reason::RefundExceedsPayment,
                 format!(
                     "refund {} of {} is above the {} left of payment {} (paid {}, refunded so far {})",
@@ -265,43 +306,7 @@ impl LedgerState {
                 ),
             ));
         }
-        let deal = match self.deals.get(&payment.deal_id) {
-            Some(d) => d,
-            None => unreachable!("a payment is accepted only on a known deal"),
-        };
-        let clawback = -exact(mul_div_round(&[deal.margin, r.amount, payment.rate], deal.amount, 2));
-        let margin_share = exact(mul_div_round(&[deal.margin, r.amount], deal.amount, 2));
-        let manager_id = deal.manager_id.clone();
-        let deal_id = payment.deal_id.clone();
-        let rate = payment.rate;
-        let (period, adjustment_of) = self.booking_period(r.refunded_on);
-        let entry = Entry {
-            seq,
-            source: event.source.clone(),
-            event_id: event.id.clone(),
-            kind: EntryKind::Clawback,
-            manager_id: manager_id.clone(),
-            period,
-            amount: clawback,
-            adjustment_of,
-            detail: EntryDetail::Clawback {
-                deal_id,
-                payment_id: r.payment_id.clone(),
-                refund_id: r.refund_id.clone(),
-                refunded: r.amount,
-                rate,
-            },
-        };
-        let book = self.book_of(period, &manager_id);
-        book.received -= r.amount;
-        book.margin_received -= margin_share;
-        book.book(&entry);
-        if let Some(payment) = self.payments.get_mut(&r.payment_id) {
-            payment.refunded += r.amount;
-        }
-        self.refunds.insert(r.refund_id.clone());
-        self.refunds_of.entry(r.payment_id.clone()).or_default().push(seq);
-        Ruling::applied(vec![entry], None)
+        None
     }
 }
 
