@@ -241,7 +241,12 @@ impl Calendar {
                 }
             }
         }
-        u32::try_from(total).unwrap_or(0)
+        // Each exception is one date with the delta that makes it what it is, so the total is
+        // a count of days.
+        match u32::try_from(total) {
+            Ok(days) => days,
+            Err(_) => unreachable!("{total} working days after {after} until {until}: a count is never negative"),
+        }
     }
 }
 

@@ -254,8 +254,7 @@ pub fn content_fingerprint(event_type: &str, data: &Json<'_>) -> u128 {
     let mut out = Vec::with_capacity(512);
     write_canonical(&mut out, &Json::String(Cow::Borrowed(event_type)));
     write_canonical(&mut out, data);
-    let digest = Sha256::digest(&out);
-    u128::from_be_bytes(digest[..16].try_into().unwrap_or([0; 16]))
+    first_128_bits(&Sha256::digest(&out))
 }
 
 /// A 128-bit digest of the idempotency key (`source`, `id`).
@@ -264,8 +263,14 @@ pub fn identity_key(source: &str, id: &str) -> u128 {
     hasher.update((source.len() as u64).to_be_bytes());
     hasher.update(source.as_bytes());
     hasher.update(id.as_bytes());
-    let digest = hasher.finalize();
-    u128::from_be_bytes(digest[..16].try_into().unwrap_or([0; 16]))
+    first_128_bits(&hasher.finalize())
+}
+
+/// The first 128 bits of a SHA-256 digest, big-endian.
+fn first_128_bits(digest: &[u8]) -> u128 {
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest[..16]);
+    u128::from_be_bytes(first)
 }
 
 fn write_canonical(out: &mut Vec<u8>, value: &Json<'_>) {

@@ -312,10 +312,10 @@ impl ReplayIndex {
         if a == b {
             return a;
         }
-        let size = |i: &ReplayIndex, n: u32| i.components.get(&n).map_or(0, |c| c.members.len());
+        let size = |i: &ReplayIndex, n: u32| i.component(n).members.len();
         let (keep, gone) = if size(self, a) >= size(self, b) { (a, b) } else { (b, a) };
         self.parent[gone as usize] = keep;
-        let absorbed = self.components.remove(&gone).unwrap_or_default();
+        let absorbed = self.take_component(gone);
         for period in &absorbed.periods {
             if let Some(roots) = self.by_period.get_mut(period) {
                 roots.remove(&gone);
@@ -380,7 +380,7 @@ impl ReplayIndex {
                     record_node = root;
                     // Where each member would be booked if folded now (a parked one is folded
                     // at the seq of a later record of its component: this one, maybe).
-                    let mut component = self.components.remove(&root).unwrap_or_default();
+                    let mut component = self.take_component(root);
                     component.members.push(seq);
                     if let Some(q) = dated {
                         insert_sorted(&mut component.dated, q);
@@ -417,12 +417,12 @@ impl ReplayIndex {
         for (seq, manager) in self.plans.get(&period).map(Vec::as_slice).unwrap_or_default() {
             records.push((*seq, vec![manager.clone()]));
         }
+        // A union moves the absorbed root's periods to the root that stays: only roots are listed.
         for root in self.by_period.get(&period).into_iter().flatten() {
-            if let Some(component) = self.components.get(root) {
-                let managers: Vec<String> =
-                    component.managers.iter().map(|&m| self.manager_names[m as usize].clone()).collect();
-                records.extend(component.members.iter().map(|seq| (*seq, managers.clone())));
-            }
+            let component = self.component(*root);
+            let managers: Vec<String> =
+                component.managers.iter().map(|&m| self.manager_names[m as usize].clone()).collect();
+            records.extend(component.members.iter().map(|seq| (*seq, managers.clone())));
         }
         records.sort_unstable_by_key(|(seq, _)| *seq);
         PeriodRecords { records }
@@ -449,9 +449,26 @@ impl ReplayIndex {
     }
 
     fn members(&self, root: u32) -> Vec<u64> {
-        let mut seqs: Vec<u64> = self.components.get(&root).map(|c| c.members.clone()).unwrap_or_default();
+        let mut seqs: Vec<u64> = self.component(root).members.clone();
         seqs.sort_unstable();
         seqs
+    }
+
+    /// The component of root `root`. Every node gets one when it is made, and a root keeps it
+    /// until a union makes it a child.
+    fn component(&self, root: u32) -> &Component {
+        match self.components.get(&root) {
+            Some(component) => component,
+            None => unreachable!("node {root} is a root, so it has a component"),
+        }
+    }
+
+    /// [`component`](Self::component), taken out of the index.
+    fn take_component(&mut self, root: u32) -> Component {
+        match self.components.remove(&root) {
+            Some(component) => component,
+            None => unreachable!("node {root} is a root, so it has a component"),
+        }
     }
 
     /// The last record received at or before `ms` (Unix milliseconds): records are numbered in

@@ -97,7 +97,10 @@ pub fn all_schema_files() -> Vec<(String, String)> {
 }
 
 pub fn pretty(value: &Value) -> String {
-    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    let mut text = match serde_json::to_string_pretty(value) {
+        Ok(text) => text,
+        Err(e) => unreachable!("a JSON value, whose keys are strings, always serializes: {e}"),
+    };
     text.push('\n');
     text
 }

@@ -185,7 +185,10 @@ impl Scheme {
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+        match serde_json::to_value(self) {
+            Ok(value) => value,
+            Err(e) => unreachable!("a scheme is plain data with string keys, so it always serializes: {e}"),
+        }
     }
 
     /// Checks every parameter; all problems are reported at once.
