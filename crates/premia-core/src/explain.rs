@@ -4,12 +4,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use rust_decimal::Decimal;
 use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::calendar::date_text;
 use crate::event::EventData;
-use crate::fold::{Entry, EntryDetail, LedgerState, Timing};
+use crate::fold::{Deal, Entry, EntryDetail, LedgerState, Payment, PlanFigures, Timing};
 use crate::money::{fixed_text, money_grouped};
 use crate::replay_index::RecordKeys;
 use crate::scheme::{Coefficient, Scheme};
@@ -63,134 +64,16 @@ pub fn explain_entry(
     scheme: &Scheme,
     scheme_seq: Option<u64>,
 ) -> EntryExplanation {
-    let amount = money_grouped(entry.amount);
-    let mut depends_on = Vec::new();
-    let (mut formula, rule) = match &entry.detail {
+    let explaining = Explaining { state, entry, scheme, amount: money_grouped(entry.amount) };
+    let (mut formula, rule, mut depends_on) = match &entry.detail {
         EntryDetail::Commission { deal_id, payment_id, timing, working_days_late, grace_working_days, rate } => {
-            let deal = state.deal(deal_id);
-            let payment = state.payment(payment_id);
-            if let Some(d) = deal {
-                depends_on.push(EventLink { role: "deal", seq: d.seq });
-            }
-            depends_on.push(EventLink { role: "payment", seq: entry.seq });
-            let when = match (deal, payment) {
-                (Some(d), Some(p)) => match timing {
-                    Timing::Prepaid => format!(
-                        "prepaid: prepayment terms, paid {} on or before due date {}",
-                        date_text(p.paid_on),
-                        date_text(d.due_date)
-                    ),
-                    Timing::OnTime if *working_days_late == 0 => {
-                        format!("on time: paid {}, not after due date {}", date_text(p.paid_on), date_text(d.due_date))
-                    }
-                    t => format!(
-                        "{}: {} {} after due date {}, grace {}",
-                        if *t == Timing::Late { "late" } else { "on time" },
-                        working_days_late,
-                        working_days(*working_days_late),
-                        date_text(d.due_date),
-                        grace_working_days
-                    ),
-                },
-                _ => timing.as_str().to_string(),
-            };
-            let formula = match (deal, payment) {
-                (Some(d), Some(p)) => format!(
-                    "margin {} x paid {} / amount {} x rate {} ({when}) = {amount}",
-                    money_grouped(d.margin),
-                    money_grouped(p.amount),
-                    money_grouped(d.amount),
-                    rate.normalize()
-                ),
-                _ => format!("rate {} ({when}) = {amount}", rate.normalize()),
-            };
-            let rule = format!(
-                "RULES.md 3: commission = round2(margin x paid x rate / amount); payment {payment_id} on deal {deal_id} is {}, rates prepaid {} / on time {} / late {}, grace {} working days",
-                timing.as_str(),
-                scheme.commission.prepaid_rate.normalize(),
-                scheme.commission.on_time_rate.normalize(),
-                scheme.commission.late_rate.normalize(),
-                scheme.commission.grace_working_days
-            );
-            (formula, rule)
+            explaining.commission(deal_id, payment_id, *timing, *working_days_late, *grace_working_days, *rate)
         }
         EntryDetail::Clawback { deal_id, payment_id, refund_id, refunded, rate } => {
-            let deal = state.deal(deal_id);
-            if let Some(d) = deal {
-                depends_on.push(EventLink { role: "deal", seq: d.seq });
-            }
-            if let Some(p) = state.payment(payment_id) {
-                depends_on.push(EventLink { role: "payment", seq: p.seq });
-            }
-            depends_on.push(EventLink { role: "refund", seq: entry.seq });
-            let formula = match deal {
-                Some(d) => format!(
-                    "-(margin {} x refunded {} / amount {} x rate {} (the rate payment {payment_id} was booked at)) = {amount}",
-                    money_grouped(d.margin),
-                    money_grouped(*refunded),
-                    money_grouped(d.amount),
-                    rate.normalize()
-                ),
-                None => format!("-(refunded {} x rate {}) = {amount}", money_grouped(*refunded), rate.normalize()),
-            };
-            let rule = format!(
-                "RULES.md 4: clawback = -round2(margin x refunded x rate of the payment / amount); refund {refund_id} of payment {payment_id} on deal {deal_id}"
-            );
-            (formula, rule)
+            explaining.clawback(deal_id, payment_id, refund_id, *refunded, *rate)
         }
-        EntryDetail::Fine { deal_id } => {
-            let deal = state.deal(deal_id);
-            if let Some(d) = deal {
-                depends_on.push(EventLink { role: "deal", seq: d.seq });
-            }
-            depends_on.push(EventLink { role: "cancellation", seq: entry.seq });
-            let on = deal.and_then(|d| d.cancelled).map(|(on, _)| format!(" on {}", date_text(on))).unwrap_or_default();
-            (
-                format!("fine for deal {deal_id} cancelled{on} through the manager's fault = {amount}"),
-                format!(
-                    "RULES.md 5: a cancellation with fault = manager books -fines.manager_fault ({})",
-                    money_grouped(scheme.fines.manager_fault)
-                ),
-            )
-        }
-        EntryDetail::PlanBonus(f) => {
-            let plan_seq = state
-                .books()
-                .get(&entry.period)
-                .and_then(|b| b.get(&entry.manager_id))
-                .and_then(|b| b.plan.as_ref())
-                .map(|p| p.seq);
-            if let Some(seq) = plan_seq {
-                depends_on.push(EventLink { role: "plan", seq });
-            }
-            depends_on.push(EventLink { role: "close", seq: entry.seq });
-            let achievement = format!(
-                "achievement {} / target {} = {}",
-                money_grouped(f.actual),
-                money_grouped(f.target),
-                fixed_text(f.achievement, 4)
-            );
-            let formula = match scheme.coefficient(f.actual, f.target) {
-                Coefficient::Proportional => format!(
-                    "bonus base {} x actual {} / target {} ({achievement}, proportional tier) = {amount}",
-                    money_grouped(f.bonus_base),
-                    money_grouped(f.actual),
-                    money_grouped(f.target)
-                ),
-                Coefficient::Fixed(k) => format!(
-                    "bonus base {} x coefficient {} ({achievement}) = {amount}",
-                    money_grouped(f.bonus_base),
-                    k.normalize()
-                ),
-            };
-            let rule = format!(
-                "RULES.md 6: plan_bonus = round2(bonus_base x coefficient(actual / target)), metric {}, cap {}, booked when {} was closed",
-                scheme.plan.metric.as_str(),
-                scheme.plan.cap.normalize(),
-                entry.period
-            );
-            (formula, rule)
-        }
+        EntryDetail::Fine { deal_id } => explaining.fine(deal_id),
+        EntryDetail::PlanBonus(figures) => explaining.plan_bonus(figures),
     };
     if let Some(original) = entry.adjustment_of {
         formula.push_str(&format!(
@@ -208,6 +91,178 @@ pub fn explain_entry(
         applied_at_seq,
         scheme: SchemeRef { seq: scheme_seq, name: scheme.name.clone() },
         depends_on,
+    }
+}
+
+/// What the working of every entry reads: the state, the entry, the scheme it was booked
+/// under, and its amount as text.
+struct Explaining<'a> {
+    state: &'a LedgerState,
+    entry: &'a Entry,
+    scheme: &'a Scheme,
+    amount: String,
+}
+
+/// The working of one entry: the arithmetic with the real numbers, the rule that applied, and
+/// the records it depends on.
+type Working = (String, String, Vec<EventLink>);
+
+impl Explaining<'_> {
+    fn commission(
+        &self,
+        deal_id: &str,
+        payment_id: &str,
+        timing: Timing,
+        working_days_late: u32,
+        grace_working_days: u32,
+        rate: Decimal,
+    ) -> Working {
+        let (amount, scheme) = (&self.amount, self.scheme);
+        let deal = self.state.deal(deal_id);
+        let payment = self.state.payment(payment_id);
+        let mut depends_on = Vec::new();
+        if let Some(d) = deal {
+            depends_on.push(EventLink { role: "deal", seq: d.seq });
+        }
+        depends_on.push(EventLink { role: "payment", seq: self.entry.seq });
+        let when = timing_text(deal.zip(payment), timing, working_days_late, grace_working_days);
+        let formula = match (deal, payment) {
+            (Some(d), Some(p)) => format!(
+                "margin {} x paid {} / amount {} x rate {} ({when}) = {amount}",
+                money_grouped(d.margin),
+                money_grouped(p.amount),
+                money_grouped(d.amount),
+                rate.normalize()
+            ),
+            _ => format!("rate {} ({when}) = {amount}", rate.normalize()),
+        };
+        let rule = format!(
+            "RULES.md 3: commission = round2(margin x paid x rate / amount); payment {payment_id} on deal {deal_id} is {}, rates prepaid {} / on time {} / late {}, grace {} working days",
+            timing.as_str(),
+            scheme.commission.prepaid_rate.normalize(),
+            scheme.commission.on_time_rate.normalize(),
+            scheme.commission.late_rate.normalize(),
+            scheme.commission.grace_working_days
+        );
+        (formula, rule, depends_on)
+    }
+
+    fn clawback(&self, deal_id: &str, payment_id: &str, refund_id: &str, refunded: Decimal, rate: Decimal) -> Working {
+        let amount = &self.amount;
+        let deal = self.state.deal(deal_id);
+        let mut depends_on = Vec::new();
+        if let Some(d) = deal {
+            depends_on.push(EventLink { role: "deal", seq: d.seq });
+        }
+        if let Some(p) = self.state.payment(payment_id) {
+            depends_on.push(EventLink { role: "payment", seq: p.seq });
+        }
+        depends_on.push(EventLink { role: "refund", seq: self.entry.seq });
+        let formula = match deal {
+            Some(d) => format!(
+                "-(margin {} x refunded {} / amount {} x rate {} (the rate payment {payment_id} was booked at)) = {amount}",
+                money_grouped(d.margin),
+                money_grouped(refunded),
+                money_grouped(d.amount),
+                rate.normalize()
+            ),
+            None => format!("-(refunded {} x rate {}) = {amount}", money_grouped(refunded), rate.normalize()),
+        };
+        let rule = format!(
+            "RULES.md 4: clawback = -round2(margin x refunded x rate of the payment / amount); refund {refund_id} of payment {payment_id} on deal {deal_id}"
+        );
+        (formula, rule, depends_on)
+    }
+
+    fn fine(&self, deal_id: &str) -> Working {
+        let amount = &self.amount;
+        let deal = self.state.deal(deal_id);
+        let mut depends_on = Vec::new();
+        if let Some(d) = deal {
+            depends_on.push(EventLink { role: "deal", seq: d.seq });
+        }
+        depends_on.push(EventLink { role: "cancellation", seq: self.entry.seq });
+        let on = deal.and_then(|d| d.cancelled).map(|(on, _)| format!(" on {}", date_text(on))).unwrap_or_default();
+        (
+            format!("fine for deal {deal_id} cancelled{on} through the manager's fault = {amount}"),
+            format!(
+                "RULES.md 5: a cancellation with fault = manager books -fines.manager_fault ({})",
+                money_grouped(self.scheme.fines.manager_fault)
+            ),
+            depends_on,
+        )
+    }
+
+    fn plan_bonus(&self, f: &PlanFigures) -> Working {
+        let (amount, scheme, entry) = (&self.amount, self.scheme, self.entry);
+        let plan_seq = self
+            .state
+            .books()
+            .get(&entry.period)
+            .and_then(|b| b.get(&entry.manager_id))
+            .and_then(|b| b.plan.as_ref())
+            .map(|p| p.seq);
+        let mut depends_on = Vec::new();
+        if let Some(seq) = plan_seq {
+            depends_on.push(EventLink { role: "plan", seq });
+        }
+        depends_on.push(EventLink { role: "close", seq: entry.seq });
+        let achievement = format!(
+            "achievement {} / target {} = {}",
+            money_grouped(f.actual),
+            money_grouped(f.target),
+            fixed_text(f.achievement, 4)
+        );
+        let formula = match scheme.coefficient(f.actual, f.target) {
+            Coefficient::Proportional => format!(
+                "bonus base {} x actual {} / target {} ({achievement}, proportional tier) = {amount}",
+                money_grouped(f.bonus_base),
+                money_grouped(f.actual),
+                money_grouped(f.target)
+            ),
+            Coefficient::Fixed(k) => {
+                format!(
+                    "bonus base {} x coefficient {} ({achievement}) = {amount}",
+                    money_grouped(f.bonus_base),
+                    k.normalize()
+                )
+            }
+        };
+        let rule = format!(
+            "RULES.md 6: plan_bonus = round2(bonus_base x coefficient(actual / target)), metric {}, cap {}, booked when {} was closed",
+            scheme.plan.metric.as_str(),
+            scheme.plan.cap.normalize(),
+            entry.period
+        );
+        (formula, rule, depends_on)
+    }
+}
+
+/// How fast a payment came, in words, from its deal and payment when the state has both.
+fn timing_text(
+    deal_and_payment: Option<(&Deal, &Payment)>,
+    timing: Timing,
+    working_days_late: u32,
+    grace: u32,
+) -> String {
+    let Some((d, p)) = deal_and_payment else { return timing.as_str().to_string() };
+    match timing {
+        Timing::Prepaid => format!(
+            "prepaid: prepayment terms, paid {} on or before due date {}",
+            date_text(p.paid_on),
+            date_text(d.due_date)
+        ),
+        Timing::OnTime if working_days_late == 0 => {
+            format!("on time: paid {}, not after due date {}", date_text(p.paid_on), date_text(d.due_date))
+        }
+        t => format!(
+            "{}: {} {} after due date {}, grace {}",
+            if t == Timing::Late { "late" } else { "on time" },
+            working_days_late,
+            working_days(working_days_late),
+            date_text(d.due_date),
+            grace
+        ),
     }
 }
 

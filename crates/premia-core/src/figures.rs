@@ -88,7 +88,7 @@ impl LedgerState {
             .deals()
             .filter(|(_, deal)| &*deal.manager_id == manager && Period::of(deal.due_date) <= period)
             .filter(|(_, deal)| Period::of(deal.created_on) <= period)
-            .filter(|(_, deal)| !deal.cancelled.as_ref().is_some_and(|(on, _)| Period::of(*on) <= period))
+            .filter(|(_, deal)| deal.cancelled.as_ref().is_none_or(|(on, _)| Period::of(*on) > period))
             .map(|(id, deal)| (deal, id.as_ref()))
             .collect();
         if overdue.is_empty() {

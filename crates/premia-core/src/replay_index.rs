@@ -368,46 +368,50 @@ impl ReplayIndex {
                 self.plans.entry(period).or_default().push((seq, manager));
                 self.dirty.insert(period);
             }
-            RecordKeys::Fact { keys, dated, manager } => {
-                let mut root = NO_NODE;
-                for key in &keys {
-                    let n = self.node(key);
-                    root = if root == NO_NODE { n } else { self.union(root, n) };
-                }
-                if root == NO_NODE {
-                    self.globals.push(seq);
-                } else {
-                    record_node = root;
-                    // Where each member would be booked if folded now (a parked one is folded
-                    // at the seq of a later record of its component: this one, maybe).
-                    let mut component = self.take_component(root);
-                    component.members.push(seq);
-                    if let Some(q) = dated {
-                        insert_sorted(&mut component.dated, q);
-                    }
-                    let mut periods = BTreeSet::new();
-                    for q in &component.dated {
-                        periods.insert(*q);
-                        periods.insert(self.booking(*q, seq));
-                    }
-                    if let Some(m) = manager {
-                        let id = self.manager_id(m);
-                        insert_sorted(&mut component.managers, id);
-                    }
-                    for period in &periods {
-                        if insert_sorted(&mut component.periods, *period) {
-                            self.by_period.entry(*period).or_default().insert(root);
-                        }
-                    }
-                    self.dirty.extend(component.periods.iter().copied());
-                    self.components.insert(root, component);
-                }
-            }
+            RecordKeys::Fact { keys, dated, manager } => record_node = self.add_fact(seq, &keys, dated, manager),
         }
         self.arrivals.push(arrived_ms);
         self.record_node.push(record_node);
         self.next_seq += 1;
         Ok(())
+    }
+
+    /// Adds fact `seq` to the component its ids join; the component's root, or `NO_NODE` when
+    /// it carries no id (then it is folded in every replay).
+    fn add_fact(&mut self, seq: u64, keys: &[String], dated: Option<Period>, manager: Option<String>) -> u32 {
+        let mut root = NO_NODE;
+        for key in keys {
+            let n = self.node(key);
+            root = if root == NO_NODE { n } else { self.union(root, n) };
+        }
+        if root == NO_NODE {
+            self.globals.push(seq);
+            return NO_NODE;
+        }
+        // Where each member would be booked if folded now (a parked one is folded at the seq
+        // of a later record of its component: this one, maybe).
+        let mut component = self.take_component(root);
+        component.members.push(seq);
+        if let Some(q) = dated {
+            insert_sorted(&mut component.dated, q);
+        }
+        let mut periods = BTreeSet::new();
+        for q in &component.dated {
+            periods.insert(*q);
+            periods.insert(self.booking(*q, seq));
+        }
+        if let Some(m) = manager {
+            let id = self.manager_id(m);
+            insert_sorted(&mut component.managers, id);
+        }
+        for period in &periods {
+            if insert_sorted(&mut component.periods, *period) {
+                self.by_period.entry(*period).or_default().insert(root);
+            }
+        }
+        self.dirty.extend(component.periods.iter().copied());
+        self.components.insert(root, component);
+        root
     }
 
     /// The records period `period` depends on, besides the global ones: its plans and the

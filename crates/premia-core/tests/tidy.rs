@@ -135,7 +135,7 @@ fn normalized(source: &str) -> String {
 /// A line up to its `//` comment: the first `//` outside a string literal.
 fn without_comment(line: &str) -> &str {
     for (at, _) in line.match_indices("//") {
-        if line[..at].matches('"').count() % 2 == 0 {
+        if line[..at].matches('"').count().is_multiple_of(2) {
             return &line[..at];
         }
     }
