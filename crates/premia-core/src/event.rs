@@ -267,6 +267,23 @@ pub enum Admission {
 /// Parses and validates one input line against the active scheme.
 pub fn parse_event(raw: &[u8], scheme: &Scheme, admission: Admission) -> Result<Event, Rejection> {
     let object = json::parse_object(raw)?;
+    check_specversion(&object)?;
+    let id = envelope_text(&object, "id", Reason::InvalidId)?;
+    let source = envelope_text(&object, "source", Reason::InvalidSource)?;
+    let (type_text, event_type) = envelope_type(&object, admission)?;
+    check_time(&object)?;
+    let data_value = envelope_data(&object, type_text)?;
+    let data = DataReader { data: data_value, event_type, scheme }.event_data()?;
+    Ok(Event {
+        identity: json::identity_key(&source, &id),
+        fingerprint: json::content_fingerprint(type_text, data_value),
+        source: source.into(),
+        id: id.into(),
+        data,
+    })
+}
+
+fn check_specversion(object: &Json<'_>) -> Result<(), Rejection> {
     let specversion = object.get("specversion");
     if specversion.and_then(Json::as_str) != Some("1.0") {
         return Err(Rejection::new(
@@ -277,8 +294,11 @@ pub fn parse_event(raw: &[u8], scheme: &Scheme, admission: Admission) -> Result<
             },
         ));
     }
-    let id = envelope_text(&object, "id", Reason::InvalidId)?;
-    let source = envelope_text(&object, "source", Reason::InvalidSource)?;
+    Ok(())
+}
+
+/// The envelope's `type`: its text and the event type, which the admission must allow.
+fn envelope_type<'a>(object: &'a Json<'_>, admission: Admission) -> Result<(&'a str, EventType), Rejection> {
     let type_text = match object.get("type") {
         Some(Json::String(s)) => s.as_ref(),
         Some(other) => {
@@ -308,6 +328,10 @@ pub fn parse_event(raw: &[u8], scheme: &Scheme, admission: Admission) -> Result<
             "scheme.activated cannot be published: the commission rules change only through `premia scheme activate`",
         ));
     }
+    Ok((type_text, event_type))
+}
+
+fn check_time(object: &Json<'_>) -> Result<(), Rejection> {
     match object.get("time") {
         None | Some(Json::Null) => {}
         Some(Json::String(t))
@@ -322,6 +346,10 @@ pub fn parse_event(raw: &[u8], scheme: &Scheme, admission: Admission) -> Result<
             ))
         }
     }
+    Ok(())
+}
+
+fn envelope_data<'a, 'j>(object: &'a Json<'j>, type_text: &str) -> Result<&'a Json<'j>, Rejection> {
     let data_value = match object.get("data") {
         Some(v @ Json::Object(_)) => v,
         Some(other) => {
@@ -337,28 +365,7 @@ pub fn parse_event(raw: &[u8], scheme: &Scheme, admission: Admission) -> Result<
             ))
         }
     };
-    let reader = DataReader { data: data_value, event_type, scheme };
-    let data = match event_type {
-        EventType::DealCreated => EventData::DealCreated(reader.deal_created()?),
-        EventType::PaymentReceived => EventData::PaymentReceived(reader.payment_received()?),
-        EventType::PaymentLate => EventData::PaymentLate(reader.payment_late()?),
-        EventType::DealCancelled => EventData::DealCancelled(reader.deal_cancelled()?),
-        EventType::PaymentRefunded => EventData::PaymentRefunded(reader.payment_refunded()?),
-        EventType::PlanAssigned => EventData::PlanAssigned(reader.plan_assigned()?),
-        EventType::PeriodClosed => EventData::PeriodClosed(PeriodClosed { period: reader.period("period")? }),
-        EventType::SchemeActivated => {
-            EventData::SchemeActivated(Box::new(Scheme::from_json(&data_value.to_value()).map_err(|p| {
-                Rejection::new(Reason::InvalidScheme, format!("the scheme is not valid: {}", p.0.join("; ")))
-            })?))
-        }
-    };
-    Ok(Event {
-        identity: json::identity_key(&source, &id),
-        fingerprint: json::content_fingerprint(type_text, data_value),
-        source: source.into(),
-        id: id.into(),
-        data,
-    })
+    Ok(data_value)
 }
 
 fn short(value: &Json<'_>) -> String {
@@ -397,6 +404,25 @@ struct DataReader<'a> {
 }
 
 impl<'a> DataReader<'a> {
+    /// The data of the event type, read and validated.
+    fn event_data(&self) -> Result<EventData, Rejection> {
+        let data = match self.event_type {
+            EventType::DealCreated => EventData::DealCreated(self.deal_created()?),
+            EventType::PaymentReceived => EventData::PaymentReceived(self.payment_received()?),
+            EventType::PaymentLate => EventData::PaymentLate(self.payment_late()?),
+            EventType::DealCancelled => EventData::DealCancelled(self.deal_cancelled()?),
+            EventType::PaymentRefunded => EventData::PaymentRefunded(self.payment_refunded()?),
+            EventType::PlanAssigned => EventData::PlanAssigned(self.plan_assigned()?),
+            EventType::PeriodClosed => EventData::PeriodClosed(PeriodClosed { period: self.period("period")? }),
+            EventType::SchemeActivated => {
+                EventData::SchemeActivated(Box::new(Scheme::from_json(&self.data.to_value()).map_err(|p| {
+                    Rejection::new(Reason::InvalidScheme, format!("the scheme is not valid: {}", p.0.join("; ")))
+                })?))
+            }
+        };
+        Ok(data)
+    }
+
     fn required(&self, name: &str) -> Result<&Json<'a>, Rejection> {
         match self.data.get(name) {
             None | Some(Json::Null) => Err(Rejection::new(

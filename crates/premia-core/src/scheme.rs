@@ -136,6 +136,100 @@ pub struct CalendarRules {
     pub extra_workdays: Vec<String>,
 }
 
+impl CommissionRules {
+    fn check(&self, problems: &mut Vec<String>) {
+        for (name, rate) in [
+            ("commission.prepaid_rate", self.prepaid_rate),
+            ("commission.on_time_rate", self.on_time_rate),
+            ("commission.late_rate", self.late_rate),
+        ] {
+            if rate < Decimal::ZERO || rate > Decimal::ONE || rate.scale() > MAX_RATE_DECIMALS {
+                problems.push(format!(
+                    "{name}: {rate} must be between 0 and 1 with at most {MAX_RATE_DECIMALS} decimals (0.008 is 0.8 %)"
+                ));
+            }
+        }
+        if self.grace_working_days > 366 {
+            problems.push(format!("commission.grace_working_days: {} is more than a year", self.grace_working_days));
+        }
+    }
+}
+
+impl PlanRules {
+    fn check(&self, problems: &mut Vec<String>) {
+        if self.bonus_base < Decimal::ZERO || self.bonus_base.scale() > 2 || self.bonus_base > crate::money::AMOUNT_CAP
+        {
+            problems
+                .push(format!("plan.bonus_base: {} must be an amount >= 0 with at most 2 decimals", self.bonus_base));
+        }
+        if self.cap <= Decimal::ZERO || self.cap > Decimal::ONE_HUNDRED || self.cap.scale() > MAX_RATE_DECIMALS {
+            problems.push(format!(
+                "plan.cap: {} must be above 0 and at most 100, with at most {MAX_RATE_DECIMALS} decimals",
+                self.cap
+            ));
+        }
+        if self.tiers.is_empty() {
+            problems.push("plan.tiers: at least one tier is needed, starting at from = \"0\"".into());
+        }
+        for (i, tier) in self.tiers.iter().enumerate() {
+            let previous = i.checked_sub(1).map(|p| &self.tiers[p]);
+            tier.check(i, previous, problems);
+        }
+    }
+}
+
+impl Tier {
+    /// Checks tier `i`, which comes after `previous`.
+    fn check(&self, i: usize, previous: Option<&Tier>, problems: &mut Vec<String>) {
+        if i == 0 && !self.from.is_zero() {
+            problems.push(format!("plan.tiers[0].from: the first tier must start at \"0\", not {}", self.from));
+        }
+        if self.from < Decimal::ZERO || self.from > Decimal::ONE_HUNDRED || self.from.scale() > MAX_RATE_DECIMALS {
+            problems.push(format!(
+                "plan.tiers[{i}].from: {} must be between 0 and 100 with at most {MAX_RATE_DECIMALS} decimals",
+                self.from
+            ));
+        }
+        if let Some(previous) = previous.filter(|p| self.from <= p.from) {
+            problems.push(format!(
+                "plan.tiers[{i}].from: {} must be greater than the previous tier's from ({})",
+                self.from, previous.from
+            ));
+        }
+        if let Coefficient::Fixed(k) = self.coefficient {
+            if k < Decimal::ZERO || k > Decimal::ONE_HUNDRED || k.scale() > MAX_RATE_DECIMALS {
+                problems.push(format!("plan.tiers[{i}].coefficient: {k} must be between 0 and 100 with at most {MAX_RATE_DECIMALS} decimals, or \"proportional\""));
+            }
+        }
+    }
+}
+
+impl CalendarRules {
+    fn check(&self, problems: &mut Vec<String>) {
+        for (name, list) in [
+            ("calendar.holidays", &self.holidays),
+            ("calendar.holidays_without_transfer", &self.holidays_without_transfer),
+        ] {
+            for (i, md) in list.iter().enumerate() {
+                if MonthDay::parse(md).is_none() {
+                    problems
+                        .push(format!("{name}[{i}]: {md:?} is not a day of the year written MM-DD, such as \"11-04\""));
+                }
+            }
+        }
+        for (name, list) in
+            [("calendar.extra_holidays", &self.extra_holidays), ("calendar.extra_workdays", &self.extra_workdays)]
+        {
+            for (i, d) in list.iter().enumerate() {
+                if parse_date(d).is_none() {
+                    problems
+                        .push(format!("{name}[{i}]: {d:?} is not a date written YYYY-MM-DD, such as \"2026-12-31\""));
+                }
+            }
+        }
+    }
+}
+
 /// Everything wrong with a scheme, one sentence each, naming the parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemeProblems(pub Vec<String>);
@@ -194,90 +288,21 @@ impl Scheme {
     /// Checks every parameter; all problems are reported at once.
     pub fn check(&self) -> Result<(), SchemeProblems> {
         let mut problems = Vec::new();
-        let mut problem = |s: String| problems.push(s);
         if self.name.trim().is_empty() || self.name.len() > 256 {
-            problem("name: must be 1 to 256 characters".into());
+            problems.push("name: must be 1 to 256 characters".into());
         }
         if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-            problem(format!("currency: {:?} is not a three-letter ISO 4217 code such as \"RUB\"", self.currency));
+            problems.push(format!("currency: {:?} is not a three-letter ISO 4217 code such as \"RUB\"", self.currency));
         }
-        let c = &self.commission;
-        for (name, rate) in [
-            ("commission.prepaid_rate", c.prepaid_rate),
-            ("commission.on_time_rate", c.on_time_rate),
-            ("commission.late_rate", c.late_rate),
-        ] {
-            if rate < Decimal::ZERO || rate > Decimal::ONE || rate.scale() > MAX_RATE_DECIMALS {
-                problem(format!(
-                    "{name}: {rate} must be between 0 and 1 with at most {MAX_RATE_DECIMALS} decimals (0.008 is 0.8 %)"
-                ));
-            }
-        }
-        if c.grace_working_days > 366 {
-            problem(format!("commission.grace_working_days: {} is more than a year", c.grace_working_days));
-        }
+        self.commission.check(&mut problems);
         let fine = self.fines.manager_fault;
         if fine < Decimal::ZERO || fine.scale() > 2 || fine > crate::money::AMOUNT_CAP {
-            problem(format!(
+            problems.push(format!(
                 "fines.manager_fault: {fine} must be an amount >= 0 with at most 2 decimals (it is booked as a negative entry)"
             ));
         }
-        let p = &self.plan;
-        if p.bonus_base < Decimal::ZERO || p.bonus_base.scale() > 2 || p.bonus_base > crate::money::AMOUNT_CAP {
-            problem(format!("plan.bonus_base: {} must be an amount >= 0 with at most 2 decimals", p.bonus_base));
-        }
-        if p.cap <= Decimal::ZERO || p.cap > Decimal::ONE_HUNDRED || p.cap.scale() > MAX_RATE_DECIMALS {
-            problem(format!(
-                "plan.cap: {} must be above 0 and at most 100, with at most {MAX_RATE_DECIMALS} decimals",
-                p.cap
-            ));
-        }
-        if p.tiers.is_empty() {
-            problem("plan.tiers: at least one tier is needed, starting at from = \"0\"".into());
-        }
-        for (i, tier) in p.tiers.iter().enumerate() {
-            if i == 0 && !tier.from.is_zero() {
-                problem(format!("plan.tiers[0].from: the first tier must start at \"0\", not {}", tier.from));
-            }
-            if tier.from < Decimal::ZERO || tier.from > Decimal::ONE_HUNDRED || tier.from.scale() > MAX_RATE_DECIMALS {
-                problem(format!(
-                    "plan.tiers[{i}].from: {} must be between 0 and 100 with at most {MAX_RATE_DECIMALS} decimals",
-                    tier.from
-                ));
-            }
-            if i > 0 && tier.from <= p.tiers[i - 1].from {
-                problem(format!(
-                    "plan.tiers[{i}].from: {} must be greater than the previous tier's from ({})",
-                    tier.from,
-                    p.tiers[i - 1].from
-                ));
-            }
-            if let Coefficient::Fixed(k) = tier.coefficient {
-                if k < Decimal::ZERO || k > Decimal::ONE_HUNDRED || k.scale() > MAX_RATE_DECIMALS {
-                    problem(format!("plan.tiers[{i}].coefficient: {k} must be between 0 and 100 with at most {MAX_RATE_DECIMALS} decimals, or \"proportional\""));
-                }
-            }
-        }
-        let cal = &self.calendar;
-        for (name, list) in [
-            ("calendar.holidays", &cal.holidays),
-            ("calendar.holidays_without_transfer", &cal.holidays_without_transfer),
-        ] {
-            for (i, md) in list.iter().enumerate() {
-                if MonthDay::parse(md).is_none() {
-                    problem(format!("{name}[{i}]: {md:?} is not a day of the year written MM-DD, such as \"11-04\""));
-                }
-            }
-        }
-        for (name, list) in
-            [("calendar.extra_holidays", &cal.extra_holidays), ("calendar.extra_workdays", &cal.extra_workdays)]
-        {
-            for (i, d) in list.iter().enumerate() {
-                if parse_date(d).is_none() {
-                    problem(format!("{name}[{i}]: {d:?} is not a date written YYYY-MM-DD, such as \"2026-12-31\""));
-                }
-            }
-        }
+        self.plan.check(&mut problems);
+        self.calendar.check(&mut problems);
         if problems.is_empty() {
             Ok(())
         } else {
