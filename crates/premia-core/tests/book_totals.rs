@@ -7,24 +7,11 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{entries_of, logged, Op};
+use common::{any_op, logged, replay_into};
 use premia_core::fold::EntryKind;
 use premia_core::{LedgerState, Period};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
-
-fn op() -> impl Strategy<Value = Op> {
-    let month = 1u8..=5;
-    let day = 1u8..=28;
-    prop_oneof![
-        3 => (0u8..6, 0u8..3, 1u8..5, month.clone(), day.clone(), any::<bool>()).prop_map(|(deal, manager, amount, month, day, prepay)| Op::Deal { deal, manager, amount, margin: u16::from(amount) * 100 + 37, month, day, prepay }),
-        4 => (0u8..8, 0u8..6, 1u8..4, month.clone(), day.clone()).prop_map(|(payment, deal, amount, month, day)| Op::Pay { payment, deal, amount, month, day }),
-        2 => (0u8..5, 0u8..8, 1u8..3, month.clone(), day.clone()).prop_map(|(refund, payment, amount, month, day)| Op::Refund { refund, payment, amount, month, day }),
-        1 => (0u8..6, any::<bool>(), month.clone(), day.clone()).prop_map(|(deal, manager_fault, month, day)| Op::Cancel { deal, manager_fault, month, day }),
-        2 => (0u8..3, month.clone()).prop_map(|(manager, month)| Op::Plan { manager, month }),
-        1 => month.prop_map(|month| Op::Close { month }),
-    ]
-}
 
 /// What the entries of one manager in one period add up to.
 #[derive(Debug, Default, PartialEq)]
@@ -40,12 +27,9 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(100))]
 
     #[test]
-    fn books_hold_the_entries_booked_into_them(ops in proptest::collection::vec(op(), 1..80)) {
+    fn books_hold_the_entries_booked_into_them(ops in proptest::collection::vec(any_op(), 1..80)) {
         let mut state = LedgerState::new();
-        let mut entries = Vec::new();
-        for (seq, raw) in logged(&ops) {
-            entries_of(state.replay(seq, &raw).expect("a logged record folds"), &mut entries);
-        }
+        let entries = replay_into(&mut state, &logged(&ops));
         let mut sums: BTreeMap<(Period, String), Sums> = BTreeMap::new();
         for e in &entries {
             prop_assert!(e.kind.admits(e.amount), "{:?}", e);

@@ -7,6 +7,7 @@
 
 use premia_core::fold::{Admitted, Entry};
 use premia_core::{Admission, Folded, LedgerState, Outcome, Scheme};
+use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 pub enum Op {
@@ -56,6 +57,22 @@ pub enum Op {
     Scheme {
         grace: u8,
     },
+}
+
+/// Every kind of operation, over a handful of ids and five months.
+pub fn any_op() -> impl Strategy<Value = Op> {
+    let month = 1u8..=5;
+    let day = 1u8..=28;
+    prop_oneof![
+        3 => (0u8..6, 0u8..3, 1u8..5, month.clone(), day.clone(), any::<bool>()).prop_map(|(deal, manager, amount, month, day, prepay)| Op::Deal { deal, manager, amount, margin: u16::from(amount) * 100 + 37, month, day, prepay }),
+        4 => (0u8..8, 0u8..6, 1u8..4, month.clone(), day.clone()).prop_map(|(payment, deal, amount, month, day)| Op::Pay { payment, deal, amount, month, day }),
+        2 => (0u8..5, 0u8..8, 1u8..3, month.clone(), day.clone()).prop_map(|(refund, payment, amount, month, day)| Op::Refund { refund, payment, amount, month, day }),
+        1 => (0u8..6, any::<bool>(), month.clone(), day.clone()).prop_map(|(deal, manager_fault, month, day)| Op::Cancel { deal, manager_fault, month, day }),
+        1 => (0u8..6).prop_map(|deal| Op::Late { deal }),
+        2 => (0u8..3, month.clone()).prop_map(|(manager, month)| Op::Plan { manager, month }),
+        1 => month.prop_map(|month| Op::Close { month }),
+        1 => (0u8..20).prop_map(|grace| Op::Scheme { grace }),
+    ]
 }
 
 /// The input line of operation `op`, the `i`-th of its log (its event id is `e{i}`).
@@ -123,6 +140,15 @@ pub fn logged(ops: &[Op]) -> Vec<(u64, Vec<u8>)> {
         }
     }
     log
+}
+
+/// Folds log records into `state` as a recovery does; the entries they book.
+pub fn replay_into(state: &mut LedgerState, records: &[(u64, Vec<u8>)]) -> Vec<Entry> {
+    let mut entries = Vec::new();
+    for (seq, raw) in records {
+        entries_of(state.replay(*seq, raw).expect("a logged record folds"), &mut entries);
+    }
+    entries
 }
 
 /// Appends the entries booked in one fold step.
