@@ -393,7 +393,7 @@ pub fn subject_parked(state: &LedgerState, subject: Subject<'_>) -> Vec<u64> {
 /// The seq of the record whose fold booked `entry`, from the fold state: the entry's own seq,
 /// or, for an event that was parked, the seq of the record that released it. Deals never wait,
 /// a payment or cancellation waits only for its deal and a refund only for its payment, and a
-/// release happens in the fold step of the record that was waited for (fold.rs), so this is the
+/// release happens in the fold step of the record that was waited for (fold/parking.rs), so this is the
 /// latest of the entry's seq and the seqs of the deal and payment it needed. A plan bonus is
 /// booked by its close.
 pub fn applied_at(state: &LedgerState, entry: &Entry) -> u64 {
@@ -446,7 +446,7 @@ pub fn scheme_seq_at(state: &LedgerState, seq: u64) -> Option<u64> {
 /// seq of the record whose fold booked it ([`applied_at`]), in the order a fold of the log books
 /// them, which is the order `premia explain` lists them in. By that record first; within its fold
 /// step, its own entries first, then those of the parked events it released: the earliest ready
-/// one first, each one applied making its own waiters ready (fold.rs, RULES.md 9). Only the
+/// one first, each one applied making its own waiters ready (fold/parking.rs, RULES.md 9). Only the
 /// subject's records matter for their relative order: what releases them is the step's record
 /// or another of them (a deal releases its payments and cancellation, a payment its refunds).
 pub fn in_booking_order(state: &LedgerState, entries: Vec<Entry>) -> Vec<(Entry, u64)> {

@@ -339,7 +339,7 @@ impl ReplayIndex {
     }
 
     /// The period a fact dated in `dated` is booked in when folded at `seq`: its own, or the
-    /// first after it not closed by a record before `seq` (RULES.md section 8, fold.rs).
+    /// first after it not closed by a record before `seq` (RULES.md section 8, fold/rules.rs).
     fn booking(&self, dated: Period, seq: u64) -> Period {
         let mut period = dated;
         while self.closes.get(&period).is_some_and(|&closed_at| closed_at < seq) {
