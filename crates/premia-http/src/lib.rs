@@ -4,7 +4,7 @@
 //! entries are read from the statements' read model ([`premia_ledger::ReadModel`]), which the
 //! serving loop publishes each durable batch to: such a read waits for no fold and no flush.
 //! When the entries of a period are not held there, the loop is asked to load them. Every other
-//! handler sends the serving loop a closure (a [`premia_nats::Query`]) that computes the answer
+//! handler sends the serving loop a closure (a [`premia_ledger::Query`]) that computes the answer
 //! from `&Ledger` between batches and sends it back on a oneshot channel: it sees exactly what
 //! the loop has folded and never races a batch, but waits for the fold step in hand (and, for
 //! anything read from the store, for the flush in progress).
@@ -29,8 +29,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use premia_core::Period;
 use premia_ledger::read_model::{Prepared, Read};
+use premia_ledger::serving::{Histogram, Query as LoopQuery, ServeReport, BATCH_SIZE_BOUNDS, COMMIT_SECONDS_BOUNDS};
 use premia_ledger::{Ledger, ReadModel};
-use premia_nats::{ServeReport, StreamSettings};
+use premia_nats::StreamSettings;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -66,7 +67,7 @@ pub struct ApiState {
 }
 
 struct Inner {
-    queries: tokio::sync::mpsc::Sender<premia_nats::Query>,
+    queries: tokio::sync::mpsc::Sender<LoopQuery>,
     /// Published by the serving loop after each durable batch.
     statements: Arc<ReadModel>,
     tokens: Tokens,
@@ -80,7 +81,7 @@ impl ApiState {
     /// it consumes with (for /readyz, the feed and publishing); `stream` names the events stream
     /// it consumes.
     pub fn new(
-        queries: tokio::sync::mpsc::Sender<premia_nats::Query>,
+        queries: tokio::sync::mpsc::Sender<LoopQuery>,
         statements: Arc<ReadModel>,
         tokens: Tokens,
         nats: Option<async_nats::Client>,
@@ -122,7 +123,7 @@ impl ApiState {
         f: impl FnOnce(&Ledger, &ServeReport) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let query: premia_nats::Query = Box::new(move |ledger, report| {
+        let query: LoopQuery = Box::new(move |ledger, report| {
             // Queries wait in the channel while the loop is away (NATS down, a snapshot): one
             // whose handler has given up meanwhile is not worth a read of the store.
             if sender.is_closed() {
@@ -660,24 +661,18 @@ pub fn prometheus_text(report: &ServeReport, parked: u64, next_seq: u64) -> Stri
     for (reason, n) in report.rejected_by_reason.nonzero() {
         let _ = writeln!(out, "premia_events_rejected_by_reason_total{{reason=\"{}\"}} {n}", reason.code());
     }
-    histogram(
-        &mut out,
-        "premia_batch_size",
-        "Messages per committed batch.",
-        &report.batch_sizes,
-        premia_nats::BATCH_SIZE_BOUNDS,
-    );
+    histogram(&mut out, "premia_batch_size", "Messages per committed batch.", &report.batch_sizes, BATCH_SIZE_BOUNDS);
     histogram(
         &mut out,
         "premia_commit_seconds",
         "Seconds each committed batch waited for its flush to disk.",
         &report.commit_seconds,
-        premia_nats::COMMIT_SECONDS_BOUNDS,
+        COMMIT_SECONDS_BOUNDS,
     );
     out
 }
 
-fn histogram(out: &mut String, name: &str, help: &str, h: &premia_nats::Histogram, bounds: &[f64]) {
+fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram, bounds: &[f64]) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} histogram");
     for (bound, n) in h.cumulative(bounds) {
@@ -721,7 +716,7 @@ mod tests {
         let ledger = Ledger::open(dir, &premia_ledger::LedgerOptions::default(), "test").unwrap();
         let statements = Arc::new(ReadModel::new(2));
         statements.reset(&ledger);
-        let (sender, mut receiver) = tokio::sync::mpsc::channel::<premia_nats::Query>(4);
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<LoopQuery>(4);
         std::thread::spawn(move || {
             let report = ServeReport::default();
             while let Some(query) = receiver.blocking_recv() {
@@ -791,9 +786,9 @@ mod tests {
         report.rejected_by_reason.add(premia_core::Reason::from_code("currency_mismatch").unwrap());
         report.rejected_by_reason.add(premia_core::Reason::from_code("currency_mismatch").unwrap());
         for size in [1.0, 40.0, 40.0, 9000.0] {
-            report.batch_sizes.observe(premia_nats::BATCH_SIZE_BOUNDS, size);
+            report.batch_sizes.observe(BATCH_SIZE_BOUNDS, size);
         }
-        report.commit_seconds.observe(premia_nats::COMMIT_SECONDS_BOUNDS, 0.003);
+        report.commit_seconds.observe(COMMIT_SECONDS_BOUNDS, 0.003);
         let text = prometheus_text(&report, 2, 30);
         assert!(text.contains("premia_consumer_pending 12\n"), "{text}");
         assert!(text.contains("premia_events_rejected_by_reason_total{reason=\"currency_mismatch\"} 2\n"), "{text}");

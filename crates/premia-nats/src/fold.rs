@@ -4,9 +4,9 @@
 use premia_core::fold::Admitted;
 use premia_core::Admission;
 use premia_ledger::ingest::{now_ms, tally};
+use premia_ledger::serving::{ReasonCounts, ServeReport};
 use premia_ledger::{Ledger, Origin};
 
-use crate::metrics::{ReasonCounts, ServeReport};
 use crate::receive::{ParsedChunk, Received};
 use crate::serve::Gathering;
 

@@ -15,7 +15,6 @@ mod announce;
 mod connect;
 mod feed;
 mod fold;
-mod metrics;
 mod publish;
 mod receive;
 mod serve;
@@ -23,10 +22,14 @@ mod streams;
 
 pub use connect::{connect, NatsError, NatsSettings};
 pub use feed::{feed_messages, feed_schema, FeedMessage};
-pub use metrics::{Histogram, ReasonCounts, ServeReport, ServeTimings, BATCH_SIZE_BOUNDS, COMMIT_SECONDS_BOUNDS};
 pub use publish::{publish_lines, PublishReport};
-pub use serve::{serve, Query, Readers, ServeOptions};
+pub use serve::{serve, Readers, ServeOptions};
 pub use streams::{
     cursor_name, ensure_feed_stream, ensure_stream, message_id, reset_consumer, subject_prefix, subject_token,
     StreamSettings, FEED_STREAM, FEED_SUBJECT_PREFIX,
+};
+// The serving loop shares these with its readers (the HTTP API); they live in premia-ledger and
+// are named here too, where its users have always found them.
+pub use premia_ledger::serving::{
+    Histogram, Query, ReasonCounts, ServeReport, ServeTimings, BATCH_SIZE_BOUNDS, COMMIT_SECONDS_BOUNDS,
 };

@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
+use premia_ledger::serving::{Query, ServeReport, BATCH_SIZE_BOUNDS, COMMIT_SECONDS_BOUNDS};
 use premia_ledger::{Ledger, LedgerError};
 
 use crate::announce::Announcer;
 use crate::connect::{js_error, NatsError};
 use crate::feed::{feed_messages, FeedMessage};
 use crate::fold::gather;
-use crate::metrics::{ServeReport, BATCH_SIZE_BOUNDS, COMMIT_SECONDS_BOUNDS};
 use crate::receive::{spawn_parser, ParsedChunk};
 use crate::streams::{cursor_name, ensure_feed_stream, ensure_stream, nothing_pending, reset_consumer, StreamSettings};
 
@@ -56,11 +56,6 @@ struct InFlight {
     /// The last message said nothing more was pending for the consumer.
     drained: bool,
 }
-
-/// A read of the ledger asked from outside the serving loop (the HTTP API). The loop owns the
-/// ledger, so a reader hands it a closure, which the loop runs between batches with the ledger
-/// and its own counters; the closure sends its answer back however it likes (a oneshot).
-pub type Query = Box<dyn FnOnce(&Ledger, &ServeReport) + Send>;
 
 /// How the HTTP API reads what `serve` holds: queries the loop runs between its steps, and the
 /// statements' read model, which the loop publishes each batch to once it is durable, and which

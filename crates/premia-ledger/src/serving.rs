@@ -1,7 +1,18 @@
-//! The serving loop's counters, as `/metrics` and the command line report them.
+//! What a serving loop shares with its readers: the queries it runs between fold steps, and the
+//! report of its counters (with the histograms `/metrics` shows).
+//!
+//! `premia serve` (premia-nats) owns the `Ledger`; the HTTP API (premia-http) reads through it.
+//! Both name these types, so they live here, beside the ledger they read, and neither of the two
+//! edges depends on the other for them.
 
-use premia_ledger::Counts;
+use crate::{Counts, Ledger};
 
+/// A read of the ledger asked from outside the serving loop (the HTTP API). The loop owns the
+/// ledger, so a reader hands it a closure, which the loop runs between batches with the ledger
+/// and its own counters; the closure sends its answer back however it likes (a oneshot).
+pub type Query = Box<dyn FnOnce(&Ledger, &ServeReport) + Send>;
+
+/// What a serving loop has done since it started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct ServeReport {
     pub counts: Counts,
@@ -42,7 +53,9 @@ pub struct Histogram {
 
 impl Histogram {
     pub fn observe(&mut self, bounds: &[f64], value: f64) {
-        let slot = bounds.iter().position(|&b| value <= b).unwrap_or(bounds.len()).min(self.buckets.len() - 1);
+        self.assert_fits(bounds);
+        // Above every bound: the last bucket, the one +Inf counts alone.
+        let slot = bounds.iter().position(|&b| value <= b).unwrap_or(bounds.len());
         self.buckets[slot] += 1;
         self.sum += value;
         self.count += 1;
@@ -50,17 +63,30 @@ impl Histogram {
 
     /// `(bound, observations at or below it)` for each bound, then `(+Inf, count)`.
     pub fn cumulative(&self, bounds: &[f64]) -> Vec<(f64, u64)> {
+        self.assert_fits(bounds);
         let mut total = 0;
         let mut out: Vec<(f64, u64)> = bounds
             .iter()
-            .enumerate()
-            .map(|(i, &b)| {
-                total += self.buckets.get(i).copied().unwrap_or(0);
+            .zip(self.buckets)
+            .map(|(&b, n)| {
+                total += n;
                 (b, total)
             })
             .collect();
         out.push((f64::INFINITY, self.count));
         out
+    }
+
+    /// Every bound has its bucket and one is left for the observations above them all; the
+    /// bounds rise. A histogram is always read with the bounds it was filled with.
+    fn assert_fits(&self, bounds: &[f64]) {
+        assert!(
+            bounds.len() < self.buckets.len(),
+            "{} bucket bounds leave no bucket for +Inf in a histogram of {} buckets",
+            bounds.len(),
+            self.buckets.len()
+        );
+        debug_assert!(bounds.windows(2).all(|w| w[0] < w[1]), "bucket bounds must rise: {bounds:?}");
     }
 }
 
@@ -76,9 +102,10 @@ impl Default for ReasonCounts {
 
 impl ReasonCounts {
     pub fn add(&mut self, reason: premia_core::Reason) {
-        if let Some(i) = premia_core::Reason::ALL.iter().position(|&r| r == reason) {
-            self.0[i] += 1;
-        }
+        let Some(i) = premia_core::Reason::ALL.iter().position(|&r| r == reason) else {
+            panic!("Reason::ALL must list every reason, and lacks {}", reason.code());
+        };
+        self.0[i] += 1;
     }
 
     /// `(reason, count)` of every reason counted at least once.
@@ -102,4 +129,42 @@ pub struct ServeTimings {
     pub fold_ms: f64,
     /// Waiting for the writer thread to flush a batch.
     pub durable_wait_ms: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_histogram_counts_each_value_in_the_first_bucket_that_holds_it() {
+        let mut h = Histogram::default();
+        for size in [1.0, 40.0, 40.0, 50.0, 9000.0] {
+            h.observe(BATCH_SIZE_BOUNDS, size);
+        }
+        let cumulative = h.cumulative(BATCH_SIZE_BOUNDS);
+        assert_eq!(cumulative.len(), BATCH_SIZE_BOUNDS.len() + 1);
+        assert_eq!(&cumulative[..3], &[(1.0, 1), (10.0, 1), (50.0, 4)]);
+        assert_eq!(cumulative[BATCH_SIZE_BOUNDS.len() - 1], (5000.0, 4), "9000 is above every bound");
+        assert_eq!(cumulative.last(), Some(&(f64::INFINITY, 5)));
+        assert_eq!((h.sum, h.count), (9131.0, 5));
+    }
+
+    #[test]
+    #[should_panic(expected = "no bucket for +Inf")]
+    fn bounds_that_leave_no_bucket_for_the_rest_are_refused() {
+        let bounds: Vec<f64> = (1..=16).map(f64::from).collect();
+        Histogram::default().observe(&bounds, 3.0);
+    }
+
+    #[test]
+    fn reasons_are_counted_and_listed_in_the_order_of_reason_all() {
+        let mut counts = ReasonCounts::default();
+        assert_eq!(counts.nonzero().count(), 0);
+        let last = *premia_core::Reason::ALL.last().unwrap();
+        let first = premia_core::Reason::ALL[0];
+        counts.add(last);
+        counts.add(first);
+        counts.add(last);
+        assert_eq!(counts.nonzero().collect::<Vec<_>>(), [(first, 1), (last, 2)]);
+    }
 }
