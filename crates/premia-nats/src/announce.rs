@@ -64,7 +64,12 @@ impl Announcer {
     /// Publishes everything still queued; returns the feed messages JetStream did not confirm.
     pub(crate) async fn close(mut self) -> u64 {
         self.sender = None;
-        self.task.await.unwrap_or(0)
+        match self.task.await {
+            Ok(failures) => failures,
+            // A panic in the task is a bug: it surfaces here rather than as a count of 0.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => panic!("the announcer task is never cancelled, yet it was: {e}"),
+        }
     }
 }
 

@@ -34,6 +34,14 @@ pub enum NatsError {
     Ledger(#[from] LedgerError),
     #[error("cannot read the input: {0}")]
     Read(std::io::Error),
+    #[error(
+        "a message delivered on {subject} has no JetStream metadata premia can read (reply subject {reply:?}: \
+         {reason}), so its place in the stream is unknown; premia serve stopped before it, with every message \
+         before it stored and acknowledged. Check that only JetStream delivers to premia's consumer (no other \
+         client publishes to its inbox) and that nats-server is a release this premia supports, then start \
+         premia serve again: it resumes after the last stored message"
+    )]
+    Metadata { subject: String, reply: Option<String>, reason: String },
 }
 
 pub(crate) fn js_error(action: impl Into<String>) -> impl FnOnce(String) -> NatsError {

@@ -14,7 +14,7 @@
 mod announce;
 mod connect;
 mod feed;
-mod fold;
+mod gather;
 mod publish;
 mod receive;
 mod serve;

@@ -107,6 +107,13 @@ pub fn cursor_name(settings: &StreamSettings) -> String {
     format!("nats:{}", settings.stream)
 }
 
+/// The last stream sequence the ledger took in under `cursor_key` ([`cursor_name`]): 0 when it
+/// has taken none in from this stream yet (a new ledger, or one fed only from files), which is
+/// also where JetStream's numbering starts below.
+pub(crate) fn stored_cursor(ledger: &premia_ledger::Ledger, cursor_key: &str) -> u64 {
+    ledger.cursor(cursor_key).unwrap_or(0)
+}
+
 /// Whether the stream holds nothing the ledger lacks: nothing left to deliver, and everything
 /// delivered is at or below the ledger's cursor. The consumer's own count of unacked messages
 /// is not used: after a server restart it can keep counting messages whose acks were lost,
@@ -129,7 +136,11 @@ pub fn message_id(source: &str, id: &str) -> String {
     format!("{}:{source}{id}", source.len())
 }
 
-/// What an event's subject starts with, `crm.events.` by default; its type follows.
+/// What an event's subject starts with, `crm.events.` by default; its type follows. The first of
+/// the stream's subjects gives it: a stream premia sets up always has one.
 pub fn subject_prefix(settings: &StreamSettings) -> String {
-    settings.subjects.first().map(|s| s.trim_end_matches('>').to_string()).unwrap_or_default()
+    let Some(first) = settings.subjects.first() else {
+        panic!("the events stream {} is set up with no subject, so events have none to go to", settings.stream);
+    };
+    first.trim_end_matches('>').to_string()
 }
