@@ -15,7 +15,8 @@ use axum::Json;
 use premia_core::Admission;
 use serde_json::{json, value::RawValue, Value};
 
-use crate::{forbidden, Answer, ApiError, ApiState, QUERY_TIMEOUT};
+use crate::errors::{forbidden, Answer, ApiError};
+use crate::state::{ApiState, QUERY_TIMEOUT};
 
 /// The largest body taken (a batch of about ten thousand typical events fits).
 pub const MAX_BODY: usize = 8 << 20;
@@ -141,16 +142,11 @@ pub(crate) async fn post_events(State(api): State<ApiState>, headers: HeaderMap,
         }
     })?;
     let events = split(&body, shape)?;
-    let Some(client) = api.inner.nats.clone() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "this server has no NATS connection to publish with",
-        ));
-    };
+    let client = api.nats("publish with")?;
     // The scheme the ledger folds with now: an event valid here is valid when serve takes it
     // in, unless a scheme.activated (from the command line) comes between.
     let scheme = api.ask(QUERY_TIMEOUT, |ledger, _| ledger.state().scheme_shared()).await?;
-    let settings = api.inner.stream.clone();
+    let settings = api.stream().clone();
     let prefix = premia_nats::subject_prefix(&settings);
     // Validating ten thousand events takes milliseconds of CPU: off the runtime's threads.
     let validated =

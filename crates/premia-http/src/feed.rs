@@ -17,7 +17,8 @@ use axum::response::IntoResponse;
 use futures::StreamExt;
 use premia_nats::{subject_token, FEED_STREAM, FEED_SUBJECT_PREFIX};
 
-use crate::{forbidden, Answer, ApiError, ApiState};
+use crate::errors::{forbidden, Answer, ApiError};
+use crate::state::ApiState;
 
 /// A comment line this often keeps proxies and load balancers from closing an idle stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -41,12 +42,7 @@ pub(crate) async fn feed(State(api): State<ApiState>, headers: HeaderMap, Path(m
         Some(last) => consumer::DeliverPolicy::ByStartSequence { start_sequence: last.saturating_add(1) },
         None => consumer::DeliverPolicy::New,
     };
-    let Some(client) = api.inner.nats.clone() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "this server has no NATS connection to read the feed from",
-        ));
-    };
+    let client = api.nats("read the feed from")?;
     let unavailable = |what: &str, e: &dyn std::fmt::Display| {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{what} ({e}); try again shortly"))
     };
