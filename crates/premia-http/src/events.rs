@@ -13,6 +13,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use premia_core::Admission;
+use premia_nats::StreamSettings;
 use serde_json::{json, value::RawValue, Value};
 
 use crate::errors::{forbidden, Answer, ApiError};
@@ -155,9 +156,19 @@ pub(crate) async fn post_events(State(api): State<ApiState>, headers: HeaderMap,
         Ok(ready) => ready,
         Err(errors) => return Ok((StatusCode::BAD_REQUEST, Json(json!({ "errors": errors }))).into_response()),
     };
+    let accepted = publish(client, &settings, &ready).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": accepted }))).into_response())
+}
 
+/// Publishes every event, pipelined, and answers each one's stream sequence once JetStream has
+/// confirmed it.
+async fn publish(
+    client: async_nats::Client,
+    settings: &StreamSettings,
+    ready: &[Ready],
+) -> Result<Vec<Value>, ApiError> {
     let js = jetstream::new(client);
-    premia_nats::ensure_stream(&js, &settings).await.map_err(unavailable)?;
+    premia_nats::ensure_stream(&js, settings).await.map_err(unavailable)?;
     let mut accepted = Vec::with_capacity(ready.len());
     let mut acks = VecDeque::new();
     let mut ids = ready.iter().map(|r| (r.source.clone(), r.id.clone()));
@@ -174,7 +185,7 @@ pub(crate) async fn post_events(State(api): State<ApiState>, headers: HeaderMap,
     while !acks.is_empty() {
         settle(&mut acks, &mut ids, &mut accepted).await?;
     }
-    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": accepted }))).into_response())
+    Ok(accepted)
 }
 
 /// Awaits the oldest confirmation outstanding.
