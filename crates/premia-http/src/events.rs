@@ -13,9 +13,11 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use premia_core::Admission;
+use premia_nats::StreamSettings;
 use serde_json::{json, value::RawValue, Value};
 
-use crate::{forbidden, Answer, ApiError, ApiState, QUERY_TIMEOUT};
+use crate::errors::{forbidden, Answer, ApiError};
+use crate::state::{ApiState, QUERY_TIMEOUT};
 
 /// The largest body taken (a batch of about ten thousand typical events fits).
 pub const MAX_BODY: usize = 8 << 20;
@@ -141,16 +143,11 @@ pub(crate) async fn post_events(State(api): State<ApiState>, headers: HeaderMap,
         }
     })?;
     let events = split(&body, shape)?;
-    let Some(client) = api.inner.nats.clone() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "this server has no NATS connection to publish with",
-        ));
-    };
+    let client = api.nats("publish with")?;
     // The scheme the ledger folds with now: an event valid here is valid when serve takes it
     // in, unless a scheme.activated (from the command line) comes between.
     let scheme = api.ask(QUERY_TIMEOUT, |ledger, _| ledger.state().scheme_shared()).await?;
-    let settings = api.inner.stream.clone();
+    let settings = api.stream().clone();
     let prefix = premia_nats::subject_prefix(&settings);
     // Validating ten thousand events takes milliseconds of CPU: off the runtime's threads.
     let validated =
@@ -159,9 +156,19 @@ pub(crate) async fn post_events(State(api): State<ApiState>, headers: HeaderMap,
         Ok(ready) => ready,
         Err(errors) => return Ok((StatusCode::BAD_REQUEST, Json(json!({ "errors": errors }))).into_response()),
     };
+    let accepted = publish(client, &settings, &ready).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": accepted }))).into_response())
+}
 
+/// Publishes every event, pipelined, and answers each one's stream sequence once JetStream has
+/// confirmed it.
+async fn publish(
+    client: async_nats::Client,
+    settings: &StreamSettings,
+    ready: &[Ready],
+) -> Result<Vec<Value>, ApiError> {
     let js = jetstream::new(client);
-    premia_nats::ensure_stream(&js, &settings).await.map_err(unavailable)?;
+    premia_nats::ensure_stream(&js, settings).await.map_err(unavailable)?;
     let mut accepted = Vec::with_capacity(ready.len());
     let mut acks = VecDeque::new();
     let mut ids = ready.iter().map(|r| (r.source.clone(), r.id.clone()));
@@ -178,7 +185,7 @@ pub(crate) async fn post_events(State(api): State<ApiState>, headers: HeaderMap,
     while !acks.is_empty() {
         settle(&mut acks, &mut ids, &mut accepted).await?;
     }
-    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": accepted }))).into_response())
+    Ok(accepted)
 }
 
 /// Awaits the oldest confirmation outstanding.

@@ -1,6 +1,7 @@
-//! The explanation of every entry of a payment or a deal: the JSON `premia explain --payment ID`
+//! Explanations: of every entry of a payment or a deal, the JSON `premia explain --payment ID`
 //! / `--deal ID` (`--format json`) prints and `GET /v1/explain/payments/{id}` /
-//! `GET /v1/explain/deals/{id}` answer, assembled by the same functions here.
+//! `GET /v1/explain/deals/{id}` answer, assembled by the same functions here; and of what one log
+//! record booked, `GET /v1/explain/{seq}`.
 //!
 //! The two find the entries differently. The command line folds the subject's records again from
 //! the raw log (the replay index picks them), an independent check that needs the data dir lock.
@@ -24,8 +25,10 @@ use premia_core::{Admission, EventData, Scheme};
 use premia_ledger::{Ledger, LedgerError, LogRecord};
 use serde_json::{json, Value};
 
+use crate::auth::Role;
+use crate::errors::{forbidden, to_json, Answer, ApiError};
+use crate::state::{ApiState, QUERY_TIMEOUT};
 use crate::views::rfc3339;
-use crate::{forbidden, Answer, ApiError, ApiState, Role, QUERY_TIMEOUT};
 
 /// `seq`, `source`, `id`, `type` and arrival time of a log record: how an explanation names the
 /// events an entry depends on and the scheme's activation.
@@ -184,10 +187,7 @@ pub(crate) async fn deal(State(api): State<ApiState>, headers: HeaderMap, Path(i
 /// Admin and auditor read every subject; a manager reads one that booked something for them,
 /// and only their own entries (as `GET /v1/explain/{seq}`); the publisher reads nothing.
 async fn answer(api: ApiState, headers: HeaderMap, id: String, kind: Kind) -> Answer {
-    let role = api.role(&headers)?.clone();
-    if role == Role::Publisher {
-        return Err(forbidden("the publisher role only posts events; it reads nothing"));
-    }
+    let role = api.reader(&headers)?;
     let answer = api
         .ask(QUERY_TIMEOUT, move |ledger, _| {
             let subject = match kind {
@@ -228,6 +228,61 @@ fn unknown(kind: Kind, id: &str) -> ApiError {
         ),
     };
     ApiError::new(StatusCode::NOT_FOUND, message)
+}
+
+/// The entries log record `seq` booked, each as the statements show it (with its one-line
+/// explanation and its period), from the stored entries and the current state; and, when it
+/// booked nothing, what became of it (rejected by a rule, or parked). A manager reads only a
+/// record that booked something for them, and sees only their own entries.
+pub(crate) async fn record(State(api): State<ApiState>, headers: HeaderMap, Path(seq): Path<String>) -> Answer {
+    let role = api.reader(&headers)?;
+    let seq: u64 = seq.trim_start_matches("seq:").parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{seq:?} is not a log seq; give the seq a statement shows beside the entry, such as 123"),
+        )
+    })?;
+    let answer = api.ask(QUERY_TIMEOUT, move |ledger, _| record_answer(ledger, seq, &role)).await??;
+    Ok(Json(answer).into_response())
+}
+
+/// `GET /v1/explain/{seq}`'s answer, on the serving loop.
+fn record_answer(ledger: &Ledger, seq: u64, role: &Role) -> Result<Value, ApiError> {
+    let state = ledger.state();
+    let last = state.next_seq().saturating_sub(1);
+    if seq == 0 || seq > last {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("there is no log record {seq}; the log runs from seq 1 to {last}"),
+        ));
+    }
+    let mut entries = ledger.entries_of_seq(seq).map_err(ApiError::internal)?;
+    if let Role::Manager(own) = role {
+        entries.retain(|e| *e.manager_id == **own);
+        if entries.is_empty() {
+            return Err(forbidden(&format!(
+                "log record {seq} booked nothing for manager {own}; this token reads only that manager's entries"
+            )));
+        }
+    }
+    let mut views = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        let mut view = to_json(state.entry_view(entry))?;
+        view["manager_id"] = Value::String(entry.manager_id.to_string());
+        view["period"] = Value::String(entry.period.to_string());
+        views.push(view);
+    }
+    // What became of it, as an explanation by payment or deal lists its unbooked records.
+    let outcome = if !entries.is_empty() {
+        json!({ "outcome": "booked" })
+    } else {
+        unbooked(state, seq).unwrap_or_else(|| json!({ "outcome": "nothing booked" }))
+    };
+    let mut answer = json!({ "seq": seq, "entries": views });
+    if let (Value::Object(answer), Value::Object(outcome)) = (&mut answer, outcome) {
+        answer.extend(outcome);
+    }
+    Ok(answer)
 }
 
 #[cfg(test)]

@@ -17,7 +17,8 @@ use axum::response::IntoResponse;
 use futures::StreamExt;
 use premia_nats::{subject_token, FEED_STREAM, FEED_SUBJECT_PREFIX};
 
-use crate::{forbidden, Answer, ApiError, ApiState};
+use crate::errors::{forbidden, Answer, ApiError};
+use crate::state::ApiState;
 
 /// A comment line this often keeps proxies and load balancers from closing an idle stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -41,12 +42,7 @@ pub(crate) async fn feed(State(api): State<ApiState>, headers: HeaderMap, Path(m
         Some(last) => consumer::DeliverPolicy::ByStartSequence { start_sequence: last.saturating_add(1) },
         None => consumer::DeliverPolicy::New,
     };
-    let Some(client) = api.inner.nats.clone() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "this server has no NATS connection to read the feed from",
-        ));
-    };
+    let client = api.nats("read the feed from")?;
     let unavailable = |what: &str, e: &dyn std::fmt::Display| {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{what} ({e}); try again shortly"))
     };
@@ -69,25 +65,30 @@ pub(crate) async fn feed(State(api): State<ApiState>, headers: HeaderMap, Path(m
         .await
         .map_err(|e| unavailable("JetStream refused a consumer for the feed", &e))?;
     let messages = consumer.messages().await.map_err(|e| unavailable("the feed cannot be consumed", &e))?;
-    let events = messages.filter_map(move |message| {
-        let event = match message {
-            // An error ends the stream: the client reconnects with Last-Event-ID and loses nothing.
-            Err(e) => Some(Err(axum::BoxError::from(e))),
-            Ok(message) => {
-                // Two ids can share a subject token (`a.b` and `a_b`): never hand one manager
-                // another's message.
-                let own = serde_json::from_slice::<serde_json::Value>(&message.payload)
-                    .is_ok_and(|v| v["manager_id"].as_str() == Some(manager.as_str()));
-                match message.info() {
-                    Ok(info) if own => Some(Ok(Event::default()
-                        .id(info.stream_sequence.to_string())
-                        .data(String::from_utf8_lossy(&message.payload)))),
-                    Ok(_) => None,
-                    Err(e) => Some(Err(e)),
-                }
-            }
-        };
-        std::future::ready(event)
-    });
+    let events = messages.filter_map(move |message| std::future::ready(sse_event(message, &manager)));
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response())
+}
+
+/// A feed message as an SSE event whose id is its feed stream sequence; `None` for another
+/// manager's message. An error ends the stream: the client reconnects with Last-Event-ID and
+/// loses nothing.
+fn sse_event(
+    message: Result<jetstream::Message, consumer::push::OrderedError>,
+    manager: &str,
+) -> Option<Result<Event, axum::BoxError>> {
+    let message = match message {
+        Ok(message) => message,
+        Err(e) => return Some(Err(axum::BoxError::from(e))),
+    };
+    // Two ids can share a subject token (`a.b` and `a_b`): never hand one manager another's
+    // message.
+    let own = serde_json::from_slice::<serde_json::Value>(&message.payload)
+        .is_ok_and(|v| v["manager_id"].as_str() == Some(manager));
+    match message.info() {
+        Ok(info) if own => Some(Ok(Event::default()
+            .id(info.stream_sequence.to_string())
+            .data(String::from_utf8_lossy(&message.payload)))),
+        Ok(_) => None,
+        Err(e) => Some(Err(e)),
+    }
 }

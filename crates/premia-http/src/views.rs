@@ -47,8 +47,20 @@ impl RejectionItem {
     }
 }
 
+/// Why the rejections cannot be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(
+        "the fold state says log record {0} was rejected by a rule, but the log has no record {0}; stop premia \
+         serve and run `premia verify`"
+    )]
+    MissingRecord(u64),
+}
+
 /// Every rejection, in order of arrival.
-pub fn rejections(ledger: &Ledger) -> Result<Vec<RejectionItem>, LedgerError> {
+pub fn rejections(ledger: &Ledger) -> Result<Vec<RejectionItem>, ViewError> {
     let mut items = Vec::new();
     for r in ledger.rejections()? {
         items.push(RejectionItem {
@@ -63,17 +75,15 @@ pub fn rejections(ledger: &Ledger) -> Result<Vec<RejectionItem>, LedgerError> {
         });
     }
     for (seq, (_, rejection)) in ledger.state().rejected_by_rule() {
-        let record = ledger.record(*seq)?;
-        let (arrived_ms, origin, raw) =
-            record.map(|r| (r.arrived_ms, r.origin, r.raw)).unwrap_or((0, Origin::Ledger, Vec::new()));
+        let record = ledger.record(*seq)?.ok_or(ViewError::MissingRecord(*seq))?;
         items.push(RejectionItem {
             reference: format!("seq:{seq}"),
             stage: rejection.reason.stage(),
             reason: rejection.reason.code(),
             message: rejection.message.clone(),
-            arrived_ms,
-            origin,
-            raw,
+            arrived_ms: record.arrived_ms,
+            origin: record.origin,
+            raw: record.raw,
             order: (*seq, 0, 0),
         });
     }

@@ -1,0 +1,146 @@
+//! What premia sets up in JetStream and names there: the events stream, premia's pull consumer
+//! (recreated from the ledger's cursor), the feed stream, subjects and message ids.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+
+use crate::connect::{js_error, NatsError};
+
+/// Names in JetStream premia uses.
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    pub stream: String,
+    pub subjects: Vec<String>,
+    pub consumer: String,
+    /// JetStream drops a message whose `Nats-Msg-Id` it saw within this window.
+    pub duplicate_window: Duration,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        StreamSettings {
+            stream: "PREMIA_EVENTS".into(),
+            subjects: vec!["crm.events.>".into()],
+            consumer: "premia".into(),
+            duplicate_window: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The stream that keeps the accrual feed, so a consumer that was away can resume.
+pub const FEED_STREAM: &str = "PREMIA_FEED";
+/// Feed messages go to `premia.accruals.<manager id>`.
+pub const FEED_SUBJECT_PREFIX: &str = "premia.accruals.";
+
+/// A manager id as one subject token: characters NATS gives meaning to (`.`, `*`, `>`, white
+/// space) become `_`.
+pub fn subject_token(id: &str) -> String {
+    id.chars().map(|c| if c == '.' || c == '*' || c == '>' || c.is_whitespace() { '_' } else { c }).collect()
+}
+
+pub async fn ensure_feed_stream(js: &jetstream::Context) -> Result<stream::Stream, NatsError> {
+    js.get_or_create_stream(stream::Config {
+        name: FEED_STREAM.into(),
+        subjects: vec![format!("{FEED_SUBJECT_PREFIX}>")],
+        storage: stream::StorageType::File,
+        max_age: Duration::from_secs(90 * 24 * 3600),
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| js_error(format!("create or open the stream {FEED_STREAM}"))(e.to_string()))
+}
+
+/// The events stream: file-backed, created when missing.
+pub async fn ensure_stream(js: &jetstream::Context, settings: &StreamSettings) -> Result<stream::Stream, NatsError> {
+    js.get_or_create_stream(stream::Config {
+        name: settings.stream.clone(),
+        subjects: settings.subjects.clone(),
+        storage: stream::StorageType::File,
+        duplicate_window: settings.duplicate_window,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| js_error(format!("create or open the stream {}", settings.stream))(e.to_string()))
+}
+
+/// premia's durable pull consumer, starting right after `cursor` (the last stream sequence the
+/// ledger holds). It acks once per batch (`AckPolicy::All`: acking the last message of a batch
+/// acknowledges every one before it).
+///
+/// The ledger's cursor is the authority on what has been taken in, not the consumer's own
+/// delivery state: after a crash, messages delivered to the dead process stay unacked until
+/// their ack wait runs out, and JetStream would meanwhile deliver later ones (and an ack of a
+/// later one would acknowledge them all). So the consumer is recreated at every start from the
+/// cursor, and deliveries within one run are in stream order.
+pub async fn reset_consumer(
+    stream: &stream::Stream,
+    settings: &StreamSettings,
+    batch: usize,
+    cursor: u64,
+) -> Result<consumer::PullConsumer, NatsError> {
+    // Not found is fine: the first start has no consumer yet.
+    let _ = stream.delete_consumer(&settings.consumer).await;
+    let deliver_policy = if cursor == 0 {
+        consumer::DeliverPolicy::All
+    } else {
+        consumer::DeliverPolicy::ByStartSequence { start_sequence: cursor + 1 }
+    };
+    stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some(settings.consumer.clone()),
+            deliver_policy,
+            ack_policy: consumer::AckPolicy::All,
+            ack_wait: Duration::from_secs(60),
+            // Received but not yet acked: prefetched, parsed, folded, in flight to disk. What
+            // bounds memory is the pull (a batch at a time) and the bounded queues after it;
+            // this limit only must not stall delivery while a batch is being made durable.
+            max_ack_pending: (batch as i64) * 64,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| js_error(format!("create the consumer {}", settings.consumer))(e.to_string()))
+}
+
+/// The cursor name under which the ledger keeps the last stream sequence it took in.
+pub fn cursor_name(settings: &StreamSettings) -> String {
+    format!("nats:{}", settings.stream)
+}
+
+/// The last stream sequence the ledger took in under `cursor_key` ([`cursor_name`]): 0 when it
+/// has taken none in from this stream yet (a new ledger, or one fed only from files), which is
+/// also where JetStream's numbering starts below.
+pub(crate) fn stored_cursor(ledger: &premia_ledger::Ledger, cursor_key: &str) -> u64 {
+    ledger.cursor(cursor_key).unwrap_or(0)
+}
+
+/// Whether the stream holds nothing the ledger lacks: nothing left to deliver, and everything
+/// delivered is at or below the ledger's cursor. The consumer's own count of unacked messages
+/// is not used: after a server restart it can keep counting messages whose acks were lost,
+/// though the ack floor is past them, and the ledger's cursor is the authority anyway.
+pub(crate) async fn nothing_pending(consumer: &mut consumer::PullConsumer, cursor: u64) -> Result<bool, NatsError> {
+    let info = consumer.info().await.map_err(|e| js_error("read the consumer's state")(e.to_string()))?;
+    tracing::debug!(
+        pending = info.num_pending,
+        ack_pending = info.num_ack_pending,
+        ack_floor = info.ack_floor.stream_sequence,
+        delivered = info.delivered.stream_sequence,
+        "consumer state"
+    );
+    Ok(info.num_pending == 0 && info.delivered.stream_sequence <= cursor)
+}
+
+/// The `Nats-Msg-Id` of an event: its source and id, length-prefixed so that no two
+/// (source, id) pairs share one.
+pub fn message_id(source: &str, id: &str) -> String {
+    format!("{}:{source}{id}", source.len())
+}
+
+/// What an event's subject starts with, `crm.events.` by default; its type follows. The first of
+/// the stream's subjects gives it: a stream premia sets up always has one.
+pub fn subject_prefix(settings: &StreamSettings) -> String {
+    let Some(first) = settings.subjects.first() else {
+        panic!("the events stream {} is set up with no subject, so events have none to go to", settings.stream);
+    };
+    first.trim_end_matches('>').to_string()
+}
