@@ -18,7 +18,7 @@ use crate::ledger::{
     sled_config, store_error, EntryIndex, Ledger, LedgerError, LedgerOptions, ENTRY_PREFIX, LOG_PREFIX, SNAPSHOT_FILE,
 };
 use crate::lock::DirLock;
-use crate::log::{chain_hash, decode_chunk, verify_link, Hash, LogRecord, Origin, GENESIS_HASH};
+use crate::log::{chain_hash, decode_readable_prefix, verify_link, Hash, LogRecord, Origin, GENESIS_HASH};
 
 /// The seal of `period` when it is closed. `entries` are the period's entries in booking order
 /// (as [`Ledger::entries_of`] gives them).
@@ -314,19 +314,10 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(u64)) -> Result<VerifyReport,
 /// The records of a damaged chunk before the first one that cannot be decoded (none when the
 /// chunk does not even decompress).
 fn readable_prefix(chunk_seq: u64, value: &[u8]) -> Vec<LogRecord> {
-    let Ok(bytes) = lz4_flex::decompress_size_prepended(value) else { return Vec::new() };
-    let mut records = Vec::new();
-    let mut at = 0usize;
-    // Record layout (log.rs): seq 8 | arrived_ms 8 | origin 1 | raw length 4 | raw | hash 32.
-    while let Some(len) = bytes.get(at + 17..at + 21).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes) {
-        let end = at + 21 + len as usize + 32;
-        match bytes.get(at..end).map(|one| decode_chunk(chunk_seq, one)) {
-            Some(Ok(mut one)) if one.len() == 1 => records.append(&mut one),
-            _ => break,
-        }
-        at = end;
+    match lz4_flex::decompress_size_prepended(value) {
+        Ok(bytes) => decode_readable_prefix(chunk_seq, &bytes),
+        Err(_) => Vec::new(),
     }
-    records
 }
 
 /// Checks one record's place and link, folds it, and collects what it booked.
