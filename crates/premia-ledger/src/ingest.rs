@@ -5,27 +5,13 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use premia_core::event::parse_event;
-use premia_core::fold::{Admitted, Outcome};
-use premia_core::{Admission, Event, EventType, Rejection, Scheme};
-use serde::Serialize;
+use premia_core::{Admission, Event, Rejection, Scheme};
 
-use crate::ledger::{Ledger, LedgerError};
+// Re-exported: the serving loop (premia-nats) counts with them through this module.
+pub use crate::counts::{tally, Counts};
+use crate::error::LedgerError;
+use crate::ledger::Ledger;
 use crate::log::Origin;
-
-/// What an ingest did with the lines it read. Each counted line is in exactly one count.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Counts {
-    pub applied: u64,
-    pub duplicates: u64,
-    pub rejected: u64,
-    pub parked: u64,
-}
-
-impl Counts {
-    pub fn total(&self) -> u64 {
-        self.applied + self.duplicates + self.rejected + self.parked
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
@@ -49,29 +35,12 @@ impl Default for IngestOptions {
     }
 }
 
+/// The time now, in Unix milliseconds: the arrival time logged with each record.
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
-/// Tallies the outcome of one offered line into `counts`. Events parked by an earlier ingest
-/// (seq below `first_seq`) that this line released were counted then, not now.
-pub fn tally(counts: &mut Counts, admitted: &Admitted, first_seq: u64) {
-    match admitted {
-        Admitted::Logged { folded, .. } => {
-            for f in folded {
-                if f.seq < first_seq || f.event_type == EventType::SchemeActivated {
-                    continue;
-                }
-                match f.outcome {
-                    Outcome::Applied { .. } => counts.applied += 1,
-                    Outcome::Rejected(_) => counts.rejected += 1,
-                    Outcome::Parked { .. } => {}
-                }
-            }
-        }
-        Admitted::Duplicate => counts.duplicates += 1,
-        Admitted::Rejected(_) => counts.rejected += 1,
-    }
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the system clock reads a time before 1970; set it right before logging events");
+    since_epoch.as_millis() as i64
 }
 
 /// Lines read and parsed ahead of the fold, on another thread.

@@ -6,9 +6,10 @@ use std::path::Path;
 
 use premia_core::fold::Entry;
 use premia_core::Period;
-use premia_ledger::audit::{export, import_export, verify, ImportError, ProblemKind, SnapshotCheck};
+use premia_ledger::export::{export, import_export, ImportError};
 use premia_ledger::ingest::{ingest_reader, IngestOptions};
 use premia_ledger::log::{decode_chunk, HASH_LEN, RAW_LEN_AT, RECORD_HEADER_LEN};
+use premia_ledger::verify::{verify, ProblemKind, SnapshotCheck};
 use premia_ledger::{Ledger, LedgerOptions};
 
 const SEED: &str = include_str!("../../../tests/data/seed-month.jsonl");

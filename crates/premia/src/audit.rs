@@ -6,7 +6,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use premia_ledger::audit::{import_export, SnapshotCheck, VerifyReport};
+use premia_ledger::export::import_export;
+use premia_ledger::verify::{SnapshotCheck, VerifyReport};
 use serde_json::json;
 
 use crate::cli::{ExportArgs, Format, IngestArgs, VerifyArgs};
@@ -35,7 +36,7 @@ pub fn verify(data_dir: &Path, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         wanted.push((period.trim().to_string(), digest.trim().to_ascii_lowercase()));
     }
     let bar = progress_bar(None, "verifying log records");
-    let report = premia_ledger::audit::verify(data_dir, |n| bar.set_position(n))?;
+    let report = premia_ledger::verify::verify(data_dir, |n| bar.set_position(n))?;
     bar.finish_and_clear();
     let paper: Vec<PaperSeal> = wanted
         .into_iter()
@@ -153,9 +154,9 @@ pub fn export(data_dir: &Path, args: &ExportArgs) -> anyhow::Result<ExitCode> {
         Some(path) => {
             let file =
                 File::create(path).with_context(|| format!("cannot create {}; check the directory", path.display()))?;
-            premia_ledger::audit::export(&ledger, from, to, &mut BufWriter::with_capacity(1 << 20, file))?
+            premia_ledger::export::export(&ledger, from, to, &mut BufWriter::with_capacity(1 << 20, file))?
         }
-        None => premia_ledger::audit::export(
+        None => premia_ledger::export::export(
             &ledger,
             from,
             to,

@@ -60,7 +60,7 @@ pub fn ingest(data_dir: &Path, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     // An export (from `premia export`) is re-logged record by record, not ingested as events.
     // Peeked only once the ledger is held: reading may wait on a pipe.
     let (first, reader) = crate::audit::first_line(reader)?;
-    if premia_ledger::audit::is_export_line(&first) {
+    if premia_ledger::export::is_export_line(&first) {
         return crate::audit::ingest_export(ledger, first, reader, len, args);
     }
     let reader: Box<dyn BufRead + Send> = Box::new(io::Cursor::new(first).chain(reader));
@@ -343,7 +343,8 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
 pub fn schemas(args: &SchemasArgs) -> anyhow::Result<ExitCode> {
     let mut files = premia_core::schema::all_schema_files();
     files.push(("feed/accrual.json".to_string(), premia_core::schema::pretty(&premia_nats::feed_schema())));
-    files.push(("export/record.json".to_string(), premia_core::schema::pretty(&premia_ledger::audit::export_schema())));
+    files
+        .push(("export/record.json".to_string(), premia_core::schema::pretty(&premia_ledger::export::export_schema())));
     files.push(("openapi.json".to_string(), premia_core::schema::pretty(&premia_http::openapi::document())));
     for (name, text) in files {
         let path = args.dir.join(&name);

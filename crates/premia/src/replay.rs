@@ -15,7 +15,7 @@ use premia_core::money::{fixed_text, money_grouped};
 use premia_core::statement::EntryView;
 use premia_core::{Period, Scheme, Statement};
 use premia_http::explain as explain_json;
-use premia_ledger::replay::{period_selection, AuditLog, IndexHead, Replayed, Selection};
+use premia_ledger::audit_log::{period_selection, AuditLog, IndexHead, Replayed, Selection};
 use serde::Serialize;
 use serde_json::{json, Value};
 
