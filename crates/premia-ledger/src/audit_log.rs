@@ -165,16 +165,10 @@ impl AuditLog {
 
     /// Brings the replay index up to the end of the log (extending or rebuilding it) and returns
     /// its head. `progress(records_indexed)` is called now and then while it works.
-    pub fn index(&self, mut progress: impl FnMut(u64, u64)) -> Result<IndexHead, AuditError> {
+    pub fn index(&self, progress: impl FnMut(u64, u64)) -> Result<IndexHead, AuditError> {
         let last = self.last_seq()?;
         let index_dir = self.index_dir();
-        let head: Option<IndexHead> =
-            read_bincode::<IndexHead>(&index_dir.join("head.bin")).filter(|h| h.format == INDEX_FORMAT);
-        // The head must describe a prefix of this log: its last record has the same hash.
-        let head = head.filter(|h| {
-            h.next_seq == 1 && h.last_hash == GENESIS_HASH
-                || (h.last_seq() <= last && matches!(self.record(h.last_seq()), Ok(Some(r)) if r.hash == h.last_hash))
-        });
+        let head = self.stored_head(last);
         if let Some(h) = &head {
             if h.last_seq() == last {
                 return Ok(h.clone());
@@ -184,7 +178,7 @@ impl AuditLog {
             read_bincode::<IndexState>(&index_dir.join("state.bin"))
                 .filter(|s| s.next_seq == h.next_seq && s.last_hash == h.last_hash)
         });
-        let (mut index, mut last_hash, fresh) = match resumed {
+        let (mut index, last_hash, fresh) = match resumed {
             Some(s) => (s.index, s.last_hash, false),
             None => (ReplayIndex::new(), GENESIS_HASH, true),
         };
@@ -192,6 +186,29 @@ impl AuditLog {
             std::fs::remove_dir_all(&index_dir).map_err(|e| self.io_error(e))?;
         }
         std::fs::create_dir_all(&index_dir).map_err(|e| self.io_error(e))?;
+        let last_hash = self.extend(&mut index, last_hash, last, progress)?;
+        self.write_index(index, last_hash)
+    }
+
+    /// The stored index head, when this version wrote it and it describes a prefix of this log
+    /// (whose last record is `last`): its last record has the same hash.
+    fn stored_head(&self, last: u64) -> Option<IndexHead> {
+        let head = read_bincode::<IndexHead>(&self.index_dir().join("head.bin")).filter(|h| h.format == INDEX_FORMAT);
+        head.filter(|h| {
+            h.next_seq == 1 && h.last_hash == GENESIS_HASH
+                || (h.last_seq() <= last && matches!(self.record(h.last_seq()), Ok(Some(r)) if r.hash == h.last_hash))
+        })
+    }
+
+    /// Adds the records after those `index` covers (up to `last`), checking each link from
+    /// `last_hash`; returns the last record's hash.
+    fn extend(
+        &self,
+        index: &mut ReplayIndex,
+        mut last_hash: Hash,
+        last: u64,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<Hash, AuditError> {
         let from = index.next_seq();
         let total = last + 1 - from;
         let mut done = 0u64;
@@ -216,7 +233,13 @@ impl AuditLog {
             None => AuditError::Ledger(e),
         })?;
         progress(done, total);
-        // Period files first, the head last: the head is what says how far the index goes.
+        Ok(last_hash)
+    }
+
+    /// Writes what changed of the index: period files first, the head last (the head is what
+    /// says how far the index goes).
+    fn write_index(&self, mut index: ReplayIndex, last_hash: Hash) -> Result<IndexHead, AuditError> {
+        let index_dir = self.index_dir();
         let encode = |e: bincode::Error| self.io_error(std::io::Error::other(e.to_string()));
         for period in index.take_dirty() {
             let file = index.period_file(period);

@@ -343,36 +343,7 @@ impl ReadModel {
                 Some(model) => (inner.next_seq, model.closed),
             }
         };
-        // One pass over the stored entries, in booking order: the seal and the held entries.
-        let mut sealing = closed.map(|_| SealHasher::new(period));
-        let state = ledger.state();
-        let no_books = BTreeMap::new();
-        let books = state.books().get(&period).unwrap_or(&no_books);
-        // Decoded ids are copies of their own; the manager's and the source's are shared again.
-        let mut sources: HashSet<Id> = HashSet::new();
-        let mut by_manager: BTreeMap<Id, Vec<Arc<HeldEntry>>> = BTreeMap::new();
-        ledger.for_each_stored_entry_before(period, next_seq, |mut entry| {
-            if let Some(hasher) = &mut sealing {
-                hasher.add(&entry);
-            }
-            if let Some((manager, _)) = books.get_key_value(&entry.manager_id) {
-                entry.manager_id = manager.clone();
-            }
-            match sources.get(&entry.source) {
-                Some(source) => entry.source = source.clone(),
-                None => {
-                    sources.insert(entry.source.clone());
-                }
-            }
-            let facts = state.entry_facts(&entry);
-            by_manager.entry(entry.manager_id.clone()).or_default().push(Arc::new(HeldEntry { entry, facts }));
-        })?;
-        let seal = match (sealing, closed) {
-            (Some(hasher), Some(closed_seq)) => {
-                Some(hasher.finish(closed_seq, &ledger.stored_hash(closed_seq)?).view())
-            }
-            _ => None,
-        };
+        let (by_manager, seal) = read_stored_period(ledger, period, next_seq, closed)?;
         let mut guard = self.write();
         let inner = &mut *guard;
         if inner.next_seq != next_seq {
@@ -381,36 +352,23 @@ impl ReadModel {
             )));
         }
         let Some(model) = inner.periods.get_mut(&period) else { return Ok(()) };
-        let mismatch = |manager: &str, held: usize, booked: u64| {
-            LedgerError::Decode(format!(
-                "the stored entries of {period} hold {held} for manager {manager}, whose book counts {booked}; run `premia verify`"
-            ))
-        };
-        let mut pairs = BTreeMap::new();
-        for (manager, pair) in &model.managers {
-            let held = by_manager.remove(manager).unwrap_or_default();
-            if held.len() as u64 != pair.book.entry_count {
-                return Err(mismatch(manager, held.len(), pair.book.entry_count));
-            }
-            pairs.insert(
-                manager.clone(),
-                Arc::new(Pair { book: pair.book.clone(), entries: Some(Held::new(held)), rendered: OnceLock::new() }),
-            );
-        }
-        if let Some((manager, held)) = by_manager.into_iter().next() {
-            return Err(mismatch(&manager, held.len(), 0));
-        }
-        model.managers = pairs;
+        model.managers = held_pairs(period, &model.managers, by_manager)?;
         model.loaded = true;
         model.seal = seal;
         model.whole = Arc::new(OnceLock::new());
         model.last_read.store(self.clock.fetch_add(1, Ordering::Relaxed) + 1, Ordering::Relaxed);
-        // Beyond capacity, the period read least recently lets go of its entries.
+        self.unload_beyond_capacity(inner, period);
+        Ok(())
+    }
+
+    /// Beyond capacity, the periods read least recently (other than `kept`) let go of their
+    /// entries.
+    fn unload_beyond_capacity(&self, inner: &mut Inner, kept: Period) {
         loop {
             let loaded: Vec<(u64, Period)> = inner
                 .periods
                 .iter()
-                .filter(|(p, m)| m.loaded && **p != period)
+                .filter(|(p, m)| m.loaded && **p != kept)
                 .map(|(p, m)| (m.last_read.load(Ordering::Relaxed), *p))
                 .collect();
             if loaded.len() < self.capacity {
@@ -421,7 +379,6 @@ impl ReadModel {
                 model.unload();
             }
         }
-        Ok(())
     }
 
     /// One manager's statement of `period` (`manager` given), or the whole period's.
@@ -474,4 +431,73 @@ impl ReadModel {
     pub fn repairs(&self) -> u64 {
         self.repairs.load(Ordering::Relaxed)
     }
+}
+
+/// A period's entries read from the store, by manager, in booking order.
+type EntriesByManager = BTreeMap<Id, Vec<Arc<HeldEntry>>>;
+
+/// The entries of `period` stored by the batches before `next_seq`, by manager, in one pass in
+/// booking order, and the period's seal when it is closed (at `closed`).
+fn read_stored_period(
+    ledger: &Ledger,
+    period: Period,
+    next_seq: u64,
+    closed: Option<u64>,
+) -> Result<(EntriesByManager, Option<SealView>), LedgerError> {
+    let mut sealing = closed.map(|_| SealHasher::new(period));
+    let state = ledger.state();
+    let no_books = BTreeMap::new();
+    let books = state.books().get(&period).unwrap_or(&no_books);
+    // Decoded ids are copies of their own; the manager's and the source's are shared again.
+    let mut sources: HashSet<Id> = HashSet::new();
+    let mut by_manager = EntriesByManager::new();
+    ledger.for_each_stored_entry_before(period, next_seq, |mut entry| {
+        if let Some(hasher) = &mut sealing {
+            hasher.add(&entry);
+        }
+        if let Some((manager, _)) = books.get_key_value(&entry.manager_id) {
+            entry.manager_id = manager.clone();
+        }
+        match sources.get(&entry.source) {
+            Some(source) => entry.source = source.clone(),
+            None => {
+                sources.insert(entry.source.clone());
+            }
+        }
+        let facts = state.entry_facts(&entry);
+        by_manager.entry(entry.manager_id.clone()).or_default().push(Arc::new(HeldEntry { entry, facts }));
+    })?;
+    let seal = match (sealing, closed) {
+        (Some(hasher), Some(closed_seq)) => Some(hasher.finish(closed_seq, &ledger.stored_hash(closed_seq)?).view()),
+        _ => None,
+    };
+    Ok((by_manager, seal))
+}
+
+/// Every manager's pair of `period` with its entries held, checked against its book's count.
+fn held_pairs(
+    period: Period,
+    managers: &BTreeMap<Id, Arc<Pair>>,
+    mut by_manager: EntriesByManager,
+) -> Result<BTreeMap<Id, Arc<Pair>>, LedgerError> {
+    let mismatch = |manager: &str, held: usize, booked: u64| {
+        LedgerError::Decode(format!(
+            "the stored entries of {period} hold {held} for manager {manager}, whose book counts {booked}; run `premia verify`"
+        ))
+    };
+    let mut pairs = BTreeMap::new();
+    for (manager, pair) in managers {
+        let held = by_manager.remove(manager).unwrap_or_default();
+        if held.len() as u64 != pair.book.entry_count {
+            return Err(mismatch(manager, held.len(), pair.book.entry_count));
+        }
+        pairs.insert(
+            manager.clone(),
+            Arc::new(Pair { book: pair.book.clone(), entries: Some(Held::new(held)), rendered: OnceLock::new() }),
+        );
+    }
+    if let Some((manager, held)) = by_manager.into_iter().next() {
+        return Err(mismatch(&manager, held.len(), 0));
+    }
+    Ok(pairs)
 }
