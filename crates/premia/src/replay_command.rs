@@ -1,4 +1,5 @@
-//! `premia replay` and `premia explain`: the auditor's view, folded again from the raw log.
+//! `premia replay`: statements folded again from the raw log, as of a moment, as a diff
+//! between two moments, or under a what-if scheme.
 //!
 //! Statements are built by the same core function (`LedgerState::statement`) and printed by the
 //! same renderers as `premia statement`, so the two cannot drift apart in shape.
@@ -9,24 +10,18 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use premia_core::audit::{self, EntryExplanation, ManagerChange, ManagerComparison, Subject};
+use premia_core::audit::{self, ManagerChange, ManagerComparison};
 use premia_core::fold::Entry;
 use premia_core::money::{fixed_text, money_grouped};
 use premia_core::statement::EntryView;
 use premia_core::{Period, Scheme, Statement};
-use premia_http::explain as explain_json;
 use premia_ledger::audit_log::{period_selection, AuditLog, IndexHead, Replayed, Selection};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::cli::{ExplainArgs, Format, ReplayArgs, StatementFormat};
-use crate::commands::progress_bar;
+use crate::cli::{ReplayArgs, StatementFormat};
 use crate::render;
-
-fn parse_period(text: &str) -> anyhow::Result<Period> {
-    Period::parse(text)
-        .with_context(|| format!("{text:?} is not a period; write a calendar month as YYYY-MM, such as 2026-11"))
-}
+use crate::support::{open_indexed, parse_period, progress_bar};
 
 fn parse_day(text: &str, flag: &str) -> anyhow::Result<time::Date> {
     premia_core::calendar::parse_date(text)
@@ -53,15 +48,6 @@ fn periods_of(args: &ReplayArgs) -> anyhow::Result<Vec<Period>> {
         periods.push(last.next());
     }
     Ok(periods)
-}
-
-/// Opens the log and brings the replay index up to date, with a progress bar on a terminal.
-fn open_indexed(data_dir: &Path, command: &str) -> anyhow::Result<(AuditLog, IndexHead)> {
-    let log = AuditLog::open(data_dir, command)?;
-    let bar = progress_bar(None, "indexing the log for replay");
-    let head = log.index(|done, _| bar.set_position(done))?;
-    bar.finish_and_clear();
-    Ok((log, head))
 }
 
 /// A moment: a log seq, or an RFC 3339 time (the last record received by then).
@@ -482,154 +468,4 @@ fn comparison_text(c: &Comparison, out: &mut impl Write) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// `seq`, `source`, `id`, `type` and arrival of a log record, for naming the events an entry
-/// depends on (the same names `GET /v1/explain/...` gives).
-fn event_names(log: &AuditLog, seq: u64) -> anyhow::Result<Value> {
-    let record = log.record(seq)?.with_context(|| format!("log record {seq} is missing; run `premia verify`"))?;
-    Ok(explain_json::event_names(&record))
-}
-
-/// Which entries of a fold an explanation is about.
-type EntryFilter<'a> = Box<dyn Fn(&Entry) -> bool + 'a>;
-
-pub fn explain(data_dir: &Path, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
-    let (log, head) = open_indexed(data_dir, "explain")?;
-    let end = head.last_seq();
-    let mut index = log.full_index()?;
-    let manager = args.manager.as_deref();
-    // Which records to fold, and which of the entries they book to explain.
-    let mut entry_seq = None;
-    let subject = match (&args.payment, &args.deal) {
-        (Some(id), _) => Some(Subject::Payment(id)),
-        (None, Some(id)) => Some(Subject::Deal(id)),
-        (None, None) => None,
-    };
-    let (seqs, subject_name, keep): (Vec<u64>, String, EntryFilter) = if let Some(subject) = subject {
-        // The component of the payment or deal: every record joined to it by an id.
-        let mut s = index.component_of_key(&subject.index_key());
-        if s.is_empty() {
-            match subject {
-                Subject::Payment(id) => {
-                    bail!("no payment {id:?} is in the log; check the id (payment_id of payment.received)")
-                }
-                Subject::Deal(id) => bail!("no deal {id:?} is in the log; check the id (deal_id of deal.created)"),
-            }
-        }
-        s.extend(head.globals.iter().copied());
-        s.sort_unstable();
-        s.dedup();
-        (s, subject.name(), Box::new(move |e: &Entry| subject.covers(e)))
-    } else if let Some(text) = &args.entry {
-        let digits = text.trim_start_matches("seq").trim_start_matches([':', ' ']);
-        let seq: u64 = digits.parse().with_context(|| {
-            format!(
-                "{text:?} is not an entry ref; give the seq a statement shows beside the entry, such as 123 or seq:123"
-            )
-        })?;
-        if seq == 0 || seq > end {
-            bail!("there is no log record {seq}; the log runs from seq 1 to {end}");
-        }
-        entry_seq = Some(seq);
-        let closed = index.closes().iter().find(|(_, &s)| s == seq).map(|(p, _)| *p);
-        let seqs = match closed {
-            // A close books every plan bonus of its period from the whole period's books.
-            Some(period) => period_selection(&head, &log.period_records(period)?, manager, seq),
-            None => {
-                let mut s = index.component_of_record(seq);
-                s.extend(head.globals.iter().copied());
-                s.sort_unstable();
-                s.dedup();
-                s
-            }
-        };
-        (seqs, format!("log record {seq}"), Box::new(move |e: &Entry| e.seq == seq))
-    } else {
-        bail!("say what to explain: an entry's seq, --payment ID or --deal ID");
-    };
-    let replayed = log.fold(Selection::Seqs(&seqs), &head.schemes, None, |e| keep(e), |_| {})?;
-    let state = &replayed.state;
-    let explanations: Vec<EntryExplanation> = replayed
-        .entries
-        .iter()
-        .filter(|a| manager.is_none_or(|m| &*a.entry.manager_id == m))
-        .map(|a| audit::explain_entry(state, &a.entry, a.applied_at, &a.scheme, a.scheme_seq))
-        .collect();
-    // What became of the subject's records that booked nothing: rejected by a rule, or parked.
-    let outcomes: Vec<Value> =
-        seqs.iter().filter(|s| !head.globals.contains(s)).filter_map(|s| explain_json::unbooked(state, *s)).collect();
-    let mut items = Vec::new();
-    for x in &explanations {
-        items.push(explain_json::item(x, |seq| event_names(&log, seq))?);
-    }
-    let mut out = io::stdout().lock();
-    match args.format {
-        Format::Json => {
-            writeln!(out, "{}", serde_json::to_string_pretty(&explain_json::document(&subject_name, items, outcomes))?)?
-        }
-        Format::Text => {
-            if items.is_empty() {
-                let what = match entry_seq {
-                    Some(seq) => {
-                        let names = event_names(&log, seq).unwrap_or(Value::Null);
-                        format!(
-                            " ({} {} {}); deals, plans, late notices and events a rule refused or that still wait book nothing",
-                            names["type"].as_str().unwrap_or("?"),
-                            names["source"].as_str().unwrap_or("?"),
-                            names["id"].as_str().unwrap_or("?")
-                        )
-                    }
-                    None => String::new(),
-                };
-                writeln!(out, "No entry was booked for {subject_name}{what}.")?;
-            }
-            for (x, v) in explanations.iter().zip(&items) {
-                writeln!(
-                    out,
-                    "{} {} {} for {} in {} (ledger seq {}{})",
-                    x.entry.kind,
-                    money_grouped(x.entry.amount),
-                    x.entry.event.id,
-                    x.manager_id,
-                    x.period,
-                    x.entry.event.seq,
-                    if x.applied_at_seq != x.entry.event.seq {
-                        format!(", applied when seq {} arrived", x.applied_at_seq)
-                    } else {
-                        String::new()
-                    }
-                )?;
-                writeln!(out, "  {}", x.formula)?;
-                writeln!(out, "  rule: {}", x.rule)?;
-                match x.scheme.seq {
-                    Some(seq) => writeln!(out, "  scheme: {:?}, activated at ledger seq {seq}", x.scheme.name)?,
-                    None => writeln!(out, "  scheme: {:?} (built in)", x.scheme.name)?,
-                }
-                for e in v["events"].as_array().into_iter().flatten() {
-                    writeln!(
-                        out,
-                        "  {:<12} seq {:<8} {} {} ({}), received {}",
-                        e["role"].as_str().unwrap_or_default(),
-                        e["seq"],
-                        e["source"].as_str().unwrap_or_default(),
-                        e["id"].as_str().unwrap_or_default(),
-                        e["type"].as_str().unwrap_or_default(),
-                        e["arrived"].as_str().unwrap_or_default()
-                    )?;
-                }
-            }
-            for o in &outcomes {
-                writeln!(
-                    out,
-                    "seq {} {} was {}: {}",
-                    o["seq"],
-                    o["type"].as_str().unwrap_or_default(),
-                    o["outcome"].as_str().unwrap_or_default(),
-                    o["message"].as_str().or(o["waits_for"].as_str()).unwrap_or_default()
-                )?;
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }

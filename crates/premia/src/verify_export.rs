@@ -1,4 +1,5 @@
-//! The auditor's commands: `verify`, `export`, and the export branch of `ingest` (docs/AUDIT.md).
+//! The auditor's commands on the whole log: `verify`, `export`, and the export branch of
+//! `ingest` (docs/AUDIT.md).
 
 use std::fs::File;
 use std::io::{self, BufRead, BufWriter, Read, Write};
@@ -11,7 +12,7 @@ use premia_ledger::verify::{SnapshotCheck, VerifyReport};
 use serde_json::json;
 
 use crate::cli::{ExportArgs, Format, IngestArgs, VerifyArgs};
-use crate::commands::{open, print_counts, progress_bar};
+use crate::support::{open, print_counts, progress_bar};
 
 /// The exit status of `verify` when the ledger does not match its log (distinct from 1, "cannot
 /// run", and from `rebuild`'s 3).
@@ -83,13 +84,7 @@ fn verify_text(report: &VerifyReport, out: &mut impl Write) -> io::Result<()> {
     if let Some(first) = report.first_bad_seq() {
         writeln!(out, "VERIFY FAILED: the first bad ledger sequence number is {first}.")?;
         for p in &report.problems {
-            writeln!(
-                out,
-                "  seq {:<10} {:<10} {}",
-                p.seq,
-                serde_json::to_value(p.kind).unwrap_or_default().as_str().unwrap_or("?"),
-                p.message
-            )?;
+            writeln!(out, "  seq {:<10} {:<10} {}", p.seq, p.kind.as_str(), p.message)?;
         }
         writeln!(
             out,
@@ -221,7 +216,7 @@ pub fn ingest_export(
                     report.already_held
                 );
             }
-            print_counts(&report.counts, Format::Text);
+            print_counts(&report.counts, Format::Text)?;
         }
     }
     Ok(ExitCode::SUCCESS)
