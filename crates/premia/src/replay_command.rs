@@ -16,6 +16,7 @@ use premia_core::money::{fixed_text, money_grouped};
 use premia_core::statement::EntryView;
 use premia_core::{Period, Scheme, Statement};
 use premia_ledger::audit_log::{period_selection, AuditLog, IndexHead, Replayed, Selection};
+use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::json;
 
@@ -170,73 +171,26 @@ pub fn replay(data_dir: &Path, args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         Replayer { log: &log, head: &head, manager: args.manager.as_deref(), full: args.full, folded: 0 };
     let fold_started = Instant::now();
     let mut out = io::stdout().lock();
-    if let Some(text) = &args.diff_as_of {
-        let from = moment(&log, text, end, "--diff-as-of")?;
-        if from > until {
-            bail!("--diff-as-of {from} is after the moment compared with ({until}); give the earlier moment to --diff-as-of");
-        }
-        let mut diffs = Vec::new();
-        for &period in &periods {
-            let before = replayer.period(period, from, None)?;
-            let after = replayer.period(period, until, None)?;
-            diffs.push(period_diff(period, from, until, &before, &after, args.manager.as_deref()));
-        }
-        match args.format {
-            StatementFormat::Json => write_json(&mut out, &diffs, args.period.is_some())?,
-            StatementFormat::Text => {
-                for d in &diffs {
-                    diff_text(d, &mut out)?;
-                }
+    match (&args.diff_as_of, &what_if) {
+        (Some(text), _) => {
+            let from = moment(&log, text, end, "--diff-as-of")?;
+            if from > until {
+                bail!("--diff-as-of {from} is after the moment compared with ({until}); give the earlier moment to --diff-as-of");
             }
-            StatementFormat::Csv => bail!("--diff-as-of prints text or json; use --format text or --format json"),
+            replay_diffs(&mut replayer, args, &periods, from, until, &mut out)?;
         }
-    } else if let Some(scheme) = &what_if {
-        let mut comparisons = Vec::new();
-        let mut statements = Vec::new();
-        for &period in &periods {
-            let what = replayer.period(period, until, Some(scheme))?.statement;
-            if args.compare {
-                let actual = replayer.period(period, until, None)?.statement;
-                comparisons.push(Comparison {
-                    period: what.period.clone(),
-                    scheme: scheme.name.clone(),
-                    as_of_seq: until,
-                    managers: audit::compare(&actual, &what),
-                    changes: audit::statement_changes(&actual, &what),
-                });
+        (None, Some(scheme)) => replay_what_if(&mut replayer, args, &periods, scheme, until, &mut out)?,
+        (None, None) => {
+            let mut statements = Vec::new();
+            for &period in &periods {
+                statements.push(replayer.period(period, until, None)?.statement);
             }
-            statements.push(what);
-        }
-        if args.compare {
-            match args.format {
-                StatementFormat::Json => write_json(&mut out, &comparisons, args.period.is_some())?,
-                StatementFormat::Text => {
-                    for c in &comparisons {
-                        comparison_text(c, &mut out)?;
-                    }
-                }
-                StatementFormat::Csv => bail!("--compare prints text or json; use --format text or --format json"),
-            }
-        } else {
             if args.format == StatementFormat::Text {
-                writeln!(
-                    out,
-                    "What-if: the log folded under scheme {:?} in place of the schemes it activated; nothing was written.\n",
-                    scheme.name
-                )?;
+                let moment = if until == end { "the end of the log".to_string() } else { "--as-of".to_string() };
+                writeln!(out, "Replayed from the raw log up to seq {until} ({moment}).\n")?;
             }
             write_statements(&mut out, &statements, args.format, args.period.is_some())?;
         }
-    } else {
-        let mut statements = Vec::new();
-        for &period in &periods {
-            statements.push(replayer.period(period, until, None)?.statement);
-        }
-        if args.format == StatementFormat::Text {
-            let moment = if until == end { "the end of the log".to_string() } else { "--as-of".to_string() };
-            writeln!(out, "Replayed from the raw log up to seq {until} ({moment}).\n")?;
-        }
-        write_statements(&mut out, &statements, args.format, args.period.is_some())?;
     }
     if args.stats {
         eprintln!(
@@ -247,6 +201,84 @@ pub fn replay(data_dir: &Path, args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--diff-as-of`: what changed in each period between the moments `from` and `until`.
+fn replay_diffs(
+    replayer: &mut Replayer<'_>,
+    args: &ReplayArgs,
+    periods: &[Period],
+    from: u64,
+    until: u64,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let mut diffs = Vec::new();
+    for &period in periods {
+        let before = replayer.period(period, from, None)?;
+        let after = replayer.period(period, until, None)?;
+        diffs.push(period_diff(period, from, until, &before, &after, args.manager.as_deref()));
+    }
+    write_text_or_json(out, &diffs, args, "--diff-as-of", diff_text)
+}
+
+/// `--scheme`: the periods' statements under a what-if scheme, or (`--compare`) side by side
+/// with the log's.
+fn replay_what_if(
+    replayer: &mut Replayer<'_>,
+    args: &ReplayArgs,
+    periods: &[Period],
+    scheme: &Scheme,
+    until: u64,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let mut comparisons = Vec::new();
+    let mut statements = Vec::new();
+    for &period in periods {
+        let what = replayer.period(period, until, Some(scheme))?.statement;
+        if args.compare {
+            let actual = replayer.period(period, until, None)?.statement;
+            comparisons.push(Comparison {
+                period: what.period.clone(),
+                scheme: scheme.name.clone(),
+                as_of_seq: until,
+                managers: audit::compare(&actual, &what),
+                changes: audit::statement_changes(&actual, &what),
+            });
+        }
+        statements.push(what);
+    }
+    if args.compare {
+        return write_text_or_json(out, &comparisons, args, "--compare", comparison_text);
+    }
+    if args.format == StatementFormat::Text {
+        writeln!(
+            out,
+            "What-if: the log folded under scheme {:?} in place of the schemes it activated; nothing was written.\n",
+            scheme.name
+        )?;
+    }
+    write_statements(out, &statements, args.format, args.period.is_some())
+}
+
+/// Diffs and comparisons: pretty JSON, or `text` for each; they have no CSV form (`flag` says
+/// which was asked for).
+fn write_text_or_json<T: Serialize, W: Write>(
+    out: &mut W,
+    items: &[T],
+    args: &ReplayArgs,
+    flag: &str,
+    text: impl Fn(&T, &mut W) -> io::Result<()>,
+) -> anyhow::Result<()> {
+    match args.format {
+        StatementFormat::Json => write_json(out, items, args.period.is_some())?,
+        StatementFormat::Text => {
+            for item in items {
+                text(item, out)?;
+            }
+        }
+        StatementFormat::Csv => bail!("{flag} prints text or json; use --format text or --format json"),
+    }
+    Ok(())
 }
 
 /// One value as pretty JSON (as `premia statement` prints it), or several as a JSON array.
@@ -279,8 +311,8 @@ fn write_statements(
                 let mut buffer = Vec::new();
                 render::statement_csv(s, &mut buffer)?;
                 // One header for all periods.
-                let skip = if i == 0 { 0 } else { buffer.iter().position(|&b| b == b'\n').map_or(0, |n| n + 1) };
-                out.write_all(&buffer[skip..])?;
+                let header = buffer.iter().position(|&b| b == b'\n').expect("a statement's CSV starts with its header");
+                out.write_all(&buffer[if i == 0 { 0 } else { header + 1 }..])?;
             }
         }
     }
@@ -350,12 +382,17 @@ fn period_diff(
     }
 }
 
-fn signed(d: rust_decimal::Decimal) -> String {
-    if d >= rust_decimal::Decimal::ZERO {
+fn signed(d: Decimal) -> String {
+    if d >= Decimal::ZERO {
         format!("+{}", money_grouped(d))
     } else {
         money_grouped(d)
     }
+}
+
+/// A figure before, after, and the signed change, as diffs and comparisons print them.
+fn change_cells(before: Decimal, after: Decimal, change: Decimal) -> [String; 3] {
+    [money_grouped(before), money_grouped(after), signed(change)]
 }
 
 fn diff_text(d: &PeriodDiff, out: &mut impl Write) -> io::Result<()> {
@@ -367,14 +404,8 @@ fn diff_text(d: &PeriodDiff, out: &mut impl Write) -> io::Result<()> {
         writeln!(out, "  No change.")?;
     }
     for m in &d.managers {
-        writeln!(
-            out,
-            "  {:<24} total {} -> {} ({})",
-            m.manager_id,
-            money_grouped(m.before.total),
-            money_grouped(m.after.total),
-            signed(m.change.total)
-        )?;
+        let [before, after, change] = change_cells(m.before.total, m.after.total, m.change.total);
+        writeln!(out, "  {:<24} total {before} -> {after} ({change})", m.manager_id)?;
         for (name, b, a, c) in [
             ("commission", m.before.commission, m.after.commission, m.change.commission),
             ("clawback", m.before.clawback, m.after.clawback, m.change.clawback),
@@ -382,7 +413,8 @@ fn diff_text(d: &PeriodDiff, out: &mut impl Write) -> io::Result<()> {
             ("plan bonus", m.before.plan_bonus, m.after.plan_bonus, m.change.plan_bonus),
         ] {
             if !c.is_zero() {
-                writeln!(out, "    {name} {} -> {} ({})", money_grouped(b), money_grouped(a), signed(c))?;
+                let [before, after, change] = change_cells(b, a, c);
+                writeln!(out, "    {name} {before} -> {after} ({change})")?;
             }
         }
         if m.plan_before != m.plan_after {
@@ -391,7 +423,7 @@ fn diff_text(d: &PeriodDiff, out: &mut impl Write) -> io::Result<()> {
                     "actual {} of {} ({} %), bonus {} {}",
                     money_grouped(p.actual),
                     money_grouped(p.target),
-                    fixed_text(p.achievement * rust_decimal::Decimal::ONE_HUNDRED, 2),
+                    fixed_text(p.achievement * Decimal::ONE_HUNDRED, 2),
                     money_grouped(p.bonus),
                     p.status
                 ),
@@ -432,29 +464,15 @@ struct Comparison {
 
 fn comparison_text(c: &Comparison, out: &mut impl Write) -> io::Result<()> {
     writeln!(out, "Period {}: the log's schemes vs what-if scheme {:?} (nothing written)", c.period, c.scheme)?;
-    writeln!(out, "  {:<24} {:>16} {:>16} {:>14}", "manager", "actual", "what-if", "difference")?;
-    let mut sums = [rust_decimal::Decimal::ZERO; 3];
+    comparison_row(out, "manager", ["actual", "what-if", "difference"].map(String::from))?;
+    let mut sums = [Decimal::ZERO; 3];
     for m in &c.managers {
-        writeln!(
-            out,
-            "  {:<24} {:>16} {:>16} {:>14}",
-            m.manager_id,
-            money_grouped(m.actual.total),
-            money_grouped(m.what_if.total),
-            signed(m.difference.total)
-        )?;
+        comparison_row(out, &m.manager_id, change_cells(m.actual.total, m.what_if.total, m.difference.total))?;
         sums[0] += m.actual.total;
         sums[1] += m.what_if.total;
         sums[2] += m.difference.total;
     }
-    writeln!(
-        out,
-        "  {:<24} {:>16} {:>16} {:>14}",
-        "all",
-        money_grouped(sums[0]),
-        money_grouped(sums[1]),
-        signed(sums[2])
-    )?;
+    comparison_row(out, "all", change_cells(sums[0], sums[1], sums[2]))?;
     let changed: usize = c.changes.iter().map(|m| m.entries_added.len() + m.entries_removed.len()).sum();
     if changed > 0 {
         writeln!(out, "  Entries that change:")?;
@@ -468,4 +486,10 @@ fn comparison_text(c: &Comparison, out: &mut impl Write) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One row of the what-if comparison's table: a manager (or the header, or "all") and three
+/// right-aligned figures.
+fn comparison_row(out: &mut impl Write, first: &str, [actual, what_if, difference]: [String; 3]) -> io::Result<()> {
+    writeln!(out, "  {first:<24} {actual:>16} {what_if:>16} {difference:>14}")
 }
