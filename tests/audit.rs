@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use premia_ledger::log::{HASH_LEN, RAW_LEN_AT, RECORD_HEADER_LEN};
 use serde_json::Value;
 
 mod support;
@@ -121,12 +122,12 @@ fn verify_fails_with_status_4_naming_the_first_changed_record() {
         let mut at = 0;
         while at < bytes.len() {
             let seq = u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap());
-            let len = u32::from_be_bytes(bytes[at + 17..at + 21].try_into().unwrap()) as usize;
+            let len = u32::from_be_bytes(bytes[at + RAW_LEN_AT..at + RECORD_HEADER_LEN].try_into().unwrap()) as usize;
             if seq == 9 {
-                bytes[at + 21 + len / 2] ^= 0x01;
+                bytes[at + RECORD_HEADER_LEN + len / 2] ^= 0x01;
                 changed = true;
             }
-            at += 21 + len + 32;
+            at += RECORD_HEADER_LEN + len + HASH_LEN;
         }
         if changed {
             db.insert(key, lz4_flex::compress_prepend_size(&bytes)).unwrap();

@@ -26,7 +26,7 @@ fn checked_in_schemas_match_the_types() {
     let feed = premia_core::schema::pretty(&premia_nats::feed_schema());
     let feed_on_disk = std::fs::read_to_string(root.join("feed/accrual.json")).unwrap_or_default();
     assert_eq!(feed_on_disk, feed, "schemas/feed/accrual.json drifted; run `cargo run -p premia -- schemas schemas`");
-    let export = premia_core::schema::pretty(&premia_ledger::audit::export_schema());
+    let export = premia_core::schema::pretty(&premia_ledger::export::export_schema());
     let export_on_disk = std::fs::read_to_string(root.join("export/record.json")).unwrap_or_default();
     assert_eq!(
         export_on_disk, export,

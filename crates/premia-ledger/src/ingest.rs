@@ -2,30 +2,16 @@
 
 use std::io::BufRead;
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use premia_core::event::parse_event;
-use premia_core::fold::{Admitted, Outcome};
-use premia_core::{Admission, Event, EventType, Rejection, Scheme};
-use serde::Serialize;
+use premia_core::{Admission, Event, Rejection, Scheme};
 
-use crate::ledger::{Ledger, LedgerError};
+// Re-exported: the serving loop (premia-nats) counts with them through this module.
+pub use crate::counts::{tally, Counts};
+use crate::error::LedgerError;
+use crate::ledger::Ledger;
 use crate::log::Origin;
-
-/// What an ingest did with the lines it read. Each counted line is in exactly one count.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Counts {
-    pub applied: u64,
-    pub duplicates: u64,
-    pub rejected: u64,
-    pub parked: u64,
-}
-
-impl Counts {
-    pub fn total(&self) -> u64 {
-        self.applied + self.duplicates + self.rejected + self.parked
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
@@ -49,29 +35,12 @@ impl Default for IngestOptions {
     }
 }
 
+/// The time now, in Unix milliseconds: the arrival time logged with each record.
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
-/// Tallies the outcome of one offered line into `counts`. Events parked by an earlier ingest
-/// (seq below `first_seq`) that this line released were counted then, not now.
-pub fn tally(counts: &mut Counts, admitted: &Admitted, first_seq: u64) {
-    match admitted {
-        Admitted::Logged { folded, .. } => {
-            for f in folded {
-                if f.seq < first_seq || f.event_type == EventType::SchemeActivated {
-                    continue;
-                }
-                match f.outcome {
-                    Outcome::Applied { .. } => counts.applied += 1,
-                    Outcome::Rejected(_) => counts.rejected += 1,
-                    Outcome::Parked { .. } => {}
-                }
-            }
-        }
-        Admitted::Duplicate => counts.duplicates += 1,
-        Admitted::Rejected(_) => counts.rejected += 1,
-    }
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the system clock reads a time before 1970; set it right before logging events");
+    since_epoch.as_millis() as i64
 }
 
 /// Lines read and parsed ahead of the fold, on another thread.
@@ -99,14 +68,12 @@ pub fn ingest_reader(
 ) -> Result<Counts, IngestError> {
     let first_seq = ledger.state().next_seq();
     let mut counts = Counts::default();
-    let mut last_snapshot_seq = first_seq;
-    let started = std::time::Instant::now();
-    let mut commit_time = std::time::Duration::ZERO;
-    let mut snapshot_time = std::time::Duration::ZERO;
+    let mut pace =
+        Pace { lines_in_batch: 0, last_snapshot_seq: first_seq, commit: Duration::ZERO, snapshot: Duration::ZERO };
+    let started = Instant::now();
     let scheme_for_parsing = Mutex::new(ledger.state().scheme_shared());
     let (sender, receiver) = mpsc::sync_channel::<Result<ParsedBatch, std::io::Error>>(4);
     let parse_lines = options.batch_lines.min(PARSE_CHUNK_LINES);
-    let mut lines_in_batch = 0usize;
     std::thread::scope(|scope| -> Result<(), IngestError> {
         let parser = scope.spawn(|| read_and_parse(input, parse_lines, options.admission, &scheme_for_parsing, sender));
         for chunk in receiver {
@@ -115,31 +82,17 @@ pub fn ingest_reader(
                 let admitted =
                     ledger.offer_parsed(&raw, parsed, &chunk.parsed_with, options.origin, options.admission, now_ms());
                 tally(&mut counts, &admitted, first_seq);
-                lines_in_batch += 1;
+                pace.lines_in_batch += 1;
             }
             if let Ok(mut shared) = scheme_for_parsing.lock() {
                 *shared = ledger.state().scheme_shared();
             }
-            if lines_in_batch < options.batch_lines {
+            if pace.lines_in_batch < options.batch_lines {
                 continue;
             }
-            // The writer thread flushes this batch while the next one is folded.
-            let commit_started = std::time::Instant::now();
-            ledger.submit()?;
-            commit_time += commit_started.elapsed();
-            tracing::debug!(
-                lines = lines_in_batch,
-                wait_ms = commit_started.elapsed().as_millis() as u64,
-                "batch submitted"
-            );
-            lines_in_batch = 0;
+            pace.submit(ledger)?;
             progress(chunk.bytes_read);
-            if ledger.state().next_seq() - last_snapshot_seq >= options.snapshot_every {
-                let snapshot_started = std::time::Instant::now();
-                ledger.snapshot()?;
-                snapshot_time += snapshot_started.elapsed();
-                last_snapshot_seq = ledger.state().next_seq();
-            }
+            pace.snapshot_when_due(ledger, options.snapshot_every)?;
         }
         // The channel closes when the parser is done; its panics are ours.
         if let Err(panic) = parser.join() {
@@ -147,17 +100,52 @@ pub fn ingest_reader(
         }
         Ok(())
     })?;
-    let commit_started = std::time::Instant::now();
+    let commit_started = Instant::now();
     ledger.commit()?;
-    commit_time += commit_started.elapsed();
+    pace.commit += commit_started.elapsed();
     tracing::info!(
         total_ms = started.elapsed().as_millis() as u64,
-        commit_wait_ms = commit_time.as_millis() as u64,
-        snapshot_ms = snapshot_time.as_millis() as u64,
+        commit_wait_ms = pace.commit.as_millis() as u64,
+        snapshot_ms = pace.snapshot.as_millis() as u64,
         "ingest read its input"
     );
     counts.parked = ledger.state().parked().range(first_seq..).count() as u64;
     Ok(counts)
+}
+
+/// How far an ingest is from its next commit and snapshot, and where its time went.
+struct Pace {
+    lines_in_batch: usize,
+    last_snapshot_seq: u64,
+    commit: Duration,
+    snapshot: Duration,
+}
+
+impl Pace {
+    /// Hands the batch to the writer thread, which flushes it while the next one is folded.
+    fn submit(&mut self, ledger: &mut Ledger) -> Result<(), LedgerError> {
+        let commit_started = Instant::now();
+        ledger.submit()?;
+        self.commit += commit_started.elapsed();
+        tracing::debug!(
+            lines = self.lines_in_batch,
+            wait_ms = commit_started.elapsed().as_millis() as u64,
+            "batch submitted"
+        );
+        self.lines_in_batch = 0;
+        Ok(())
+    }
+
+    /// Stores a snapshot once `every` events were logged since the last one.
+    fn snapshot_when_due(&mut self, ledger: &mut Ledger, every: u64) -> Result<(), LedgerError> {
+        if ledger.state().next_seq() - self.last_snapshot_seq >= every {
+            let snapshot_started = Instant::now();
+            ledger.snapshot()?;
+            self.snapshot += snapshot_started.elapsed();
+            self.last_snapshot_seq = ledger.state().next_seq();
+        }
+        Ok(())
+    }
 }
 
 /// Lines per message from the parser thread: small, so that few parsed events wait in memory,

@@ -1,22 +1,6 @@
-//! The ledger: the core's fold state kept in memory, the log and everything else in one sled tree.
-//!
-//! Keys of the one tree (one tree, so that one `apply_batch` is atomic for all of them):
-//!
-//! | key                    | value |
-//! |------------------------|-------|
-//! | `log` + first seq (BE) | a chunk of log records (see `log`), LZ4-compressed |
-//! | `ent` + first seq (BE) | the entries the records of that chunk booked, LZ4-compressed |
-//! | `rej` + id (BE)        | a line rejected by validation or as a conflict, raw bytes kept |
-//! | `cur` + name           | an input's position (a JetStream stream sequence), written in the same batch as what it covers |
-//!
-//! Entries are derived data, but they are kept in the store rather than in memory: a statement
-//! reads the entry chunks of its period (an in-memory index says which), and the fold state
-//! holds only totals.
-//!
-//! The snapshot of the fold state lives beside the store, in `DIR/snapshot.bin`: it is derived
-//! data (a cache of folding the log), hundreds of megabytes for millions of events, and sled is
-//! built for many small values rather than one huge one. It is written to a temporary file,
-//! synced and renamed, so it is always a whole snapshot of some committed prefix of the log.
+//! The ledger: the core's fold state kept in memory, the log and everything else in one sled
+//! tree (its layout: `store`), the fold state's snapshot beside it (`snapshot`), and the writer
+//! thread that makes batches durable (`writer`).
 //!
 //! Recovery: load the snapshot (if any, and if it matches the log), then fold every log record
 //! after the position it covers. The log is only ever appended to, and a batch (its log chunk,
@@ -25,159 +9,29 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::sync::Arc;
 
-use premia_core::fold::{Admitted, Entry, Folded, LedgerState, Outcome, ReplayError};
-use premia_core::{Admission, Event, Period, Reason, Rejection, Scheme, Statement};
-use serde::{Deserialize, Serialize};
+use premia_core::fold::{Admitted, Entry, Folded, LedgerState};
+use premia_core::seal::{seal, Seal};
+use premia_core::{Admission, Event, Period, Rejection, Scheme, Statement};
 
-use crate::lock::{DirLock, LockError};
-use crate::log::{decode_chunk, encode_record, verify_link, ChunkError, Hash, LogRecord, Origin, GENESIS_HASH};
-use crate::read_model::StatementUpdate;
+use crate::error::LedgerError;
+use crate::lock::DirLock;
+use crate::log::{decode_chunk, encode_record, verify_link, Hash, LogRecord, Origin, GENESIS_HASH};
+use crate::snapshot::{load_snapshot, write_snapshot};
+use crate::statement_update::StatementUpdate;
+use crate::store::{
+    applied_entries, find_record, for_each_record, index_entries, next_rejection_id, open_sled, read_cursors,
+    read_entries, read_rejection, read_rejections, sled_config, store_error, write_entries, EntryIndex, LedgerOptions,
+    StoredRejection,
+};
+use crate::writer::{PendingBatch, Writer};
 
-pub(crate) const LOG_PREFIX: &[u8] = b"log";
-pub(crate) const ENTRY_PREFIX: &[u8] = b"ent";
-const REJECTION_PREFIX: &[u8] = b"rej";
-const CURSOR_PREFIX: &[u8] = b"cur";
-pub(crate) const SNAPSHOT_FILE: &str = "snapshot.bin";
-/// Bumped whenever the snapshot's layout changes; an old snapshot is then ignored and the state
-/// rebuilt from the log, which never changes format silently.
-const SNAPSHOT_FORMAT: u32 = 3;
-
-#[derive(Debug, thiserror::Error)]
-pub enum LedgerError {
-    #[error(transparent)]
-    Locked(#[from] LockError),
-    #[error(
-        "the ledger store in {dir} cannot be used: {source}. Check the directory's permissions and free disk space"
-    )]
-    Store { dir: PathBuf, source: sled::Error },
-    #[error("the ledger log is damaged: {0}. Run `premia rebuild` to see where; restore the data dir from a backup if it persists")]
-    Chunk(#[from] ChunkError),
-    #[error("the ledger log does not fold cleanly: {0}")]
-    Replay(#[from] ReplayError),
-    #[error("the hash chain breaks at log record {seq}: the record was changed after it was written")]
-    ChainBroken { seq: u64 },
-    #[error("a stored record cannot be read: {0}")]
-    Decode(String),
-    #[error("cannot write the snapshot in {dir}: {source}. Check free disk space; the log itself is intact")]
-    Snapshot { dir: PathBuf, source: std::io::Error },
-}
-
-fn write_snapshot(dir: &Path, header: &SnapshotHeader, state: &LedgerState, index: &EntryIndex) -> std::io::Result<()> {
-    use std::io::Write;
-    let temporary = dir.join("snapshot.tmp");
-    let file = std::fs::File::create(&temporary)?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    let encode = |e: bincode::Error| std::io::Error::other(e.to_string());
-    bincode::serialize_into(&mut out, header).map_err(encode)?;
-    bincode::serialize_into(&mut out, state).map_err(encode)?;
-    bincode::serialize_into(&mut out, index).map_err(encode)?;
-    out.flush()?;
-    let file = out.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, dir.join(SNAPSHOT_FILE))?;
-    std::fs::File::open(dir)?.sync_all()
-}
-
-/// The stored snapshot, when there is one that this version can read and that matches the log.
-pub(crate) fn load_snapshot(dir: &Path, db: &sled::Db) -> Option<(LedgerState, Hash, EntryIndex)> {
-    let file = std::fs::File::open(dir.join(SNAPSHOT_FILE)).ok()?;
-    let mut input = std::io::BufReader::with_capacity(1 << 20, file);
-    let header: SnapshotHeader = bincode::deserialize_from(&mut input).ok()?;
-    if header.format != SNAPSHOT_FORMAT {
-        tracing::warn!("the snapshot is from another version of premia; folding the whole log");
-        return None;
-    }
-    let decoded = bincode::deserialize_from::<_, LedgerState>(&mut input)
-        .and_then(|state| bincode::deserialize_from::<_, EntryIndex>(&mut input).map(|index| (state, index)));
-    let (mut state, index) = match decoded {
-        Ok(decoded) => decoded,
-        Err(e) => {
-            tracing::warn!(error = %e, "the snapshot cannot be read; folding the whole log");
-            return None;
-        }
-    };
-    // A snapshot is only ever written after the log it covers: its last record must be there,
-    // with the same hash. Anything else (a restored backup of one but not the other) is ignored.
-    let last_seq = state.next_seq() - 1;
-    if last_seq > 0 {
-        let found = find_record(db, dir, last_seq).ok().flatten().map(|r| r.hash);
-        if found != Some(header.last_hash) {
-            tracing::warn!(last_seq, "the snapshot does not match the log; folding the whole log");
-            return None;
-        }
-    }
-    state.after_load();
-    Some((state, header.last_hash, index))
-}
-
-pub(crate) fn store_error(dir: &Path) -> impl Fn(sled::Error) -> LedgerError + '_ {
-    move |source| LedgerError::Store { dir: dir.to_path_buf(), source }
-}
-
-/// A line rejected before it reached the log (validation or conflict), kept byte for byte.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredRejection {
-    pub id: u64,
-    pub arrived_ms: i64,
-    pub origin: Origin,
-    /// The log's length when it arrived: it came after log record `after_seq`.
-    pub after_seq: u64,
-    pub reason: Reason,
-    pub message: String,
-    pub raw: Vec<u8>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct SnapshotHeader {
-    format: u32,
-    /// The hash of the last log record the state covers.
-    last_hash: Hash,
-}
-
-/// Tuning of the store.
-#[derive(Debug, Clone)]
-pub struct LedgerOptions {
-    /// sled's page cache, in bytes. The log is read sequentially, so a small cache is enough.
-    pub cache_bytes: u64,
-}
-
-impl Default for LedgerOptions {
-    fn default() -> Self {
-        LedgerOptions { cache_bytes: 8 << 20 }
-    }
-}
-
-/// Writes not yet committed: one chunk of log records, the entries they booked and the
-/// rejections that came with them.
-#[derive(Default)]
-struct PendingBatch {
-    chunk: Vec<u8>,
-    first_seq: Option<u64>,
-    records: usize,
-    entries: Vec<Entry>,
-    rejections: Vec<StoredRejection>,
-    cursors: Vec<(String, u64)>,
-}
-
-/// Which chunks hold entries of which period, in order.
-pub type EntryIndex = BTreeMap<Period, Vec<u64>>;
-
-pub(crate) fn index_entries(index: &mut EntryIndex, chunk_seq: u64, entries: &[Entry]) {
-    for entry in entries {
-        let chunks = index.entry(entry.period).or_default();
-        if chunks.last() != Some(&chunk_seq) {
-            chunks.push(chunk_seq);
-        }
-    }
-}
-
-pub(crate) fn applied_entries(folded: &[Folded]) -> impl Iterator<Item = &Entry> {
-    folded.iter().flat_map(|f| match &f.outcome {
-        Outcome::Applied { entries } => entries.as_slice(),
-        _ => &[],
-    })
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RebuildReport {
+    pub records: u64,
+    /// Whether folding the log from nothing gave exactly the state the ledger held.
+    pub identical: bool,
 }
 
 pub struct Ledger {
@@ -200,29 +54,59 @@ pub struct Ledger {
     _lock: DirLock,
 }
 
-pub(crate) fn log_key(seq: u64) -> [u8; 11] {
-    let mut key = [0u8; 11];
-    key[..3].copy_from_slice(LOG_PREFIX);
-    key[3..].copy_from_slice(&seq.to_be_bytes());
-    key
+/// Folds every log record from `state.next_seq()` on into `state`, checking each link of the
+/// hash chain from `last_hash` (left at the last record's hash), and calls
+/// `folded(chunk_seq, what_the_record_folded)` for each. Returns how many records it folded.
+fn fold_log(
+    db: &sled::Db,
+    dir: &Path,
+    state: &mut LedgerState,
+    last_hash: &mut Hash,
+    mut folded: impl FnMut(u64, &[Folded]) -> Result<(), LedgerError>,
+) -> Result<u64, LedgerError> {
+    let mut records = 0u64;
+    for_each_record(db, dir, state.next_seq(), |chunk_seq, record| {
+        if !verify_link(last_hash, &record) {
+            return Err(LedgerError::ChainBroken { seq: record.seq });
+        }
+        folded(chunk_seq, &state.replay(record.seq, &record.raw)?)?;
+        *last_hash = record.hash;
+        records += 1;
+        Ok(())
+    })?;
+    Ok(records)
 }
 
-fn entry_key(seq: u64) -> [u8; 11] {
-    let mut key = [0u8; 11];
-    key[..3].copy_from_slice(ENTRY_PREFIX);
-    key[3..].copy_from_slice(&seq.to_be_bytes());
-    key
+/// The entries of a log folded again from nothing, compared chunk by chunk with the stored
+/// ones (and written over them where they differ), and indexed.
+struct RefoldedEntries<'a> {
+    db: &'a sled::Db,
+    dir: &'a Path,
+    index: EntryIndex,
+    identical: bool,
+    /// The chunk being folded and what its records booked so far.
+    chunk: Option<(u64, Vec<Entry>)>,
 }
 
-fn rejection_key(id: u64) -> [u8; 11] {
-    let mut key = [0u8; 11];
-    key[..3].copy_from_slice(REJECTION_PREFIX);
-    key[3..].copy_from_slice(&id.to_be_bytes());
-    key
-}
+impl RefoldedEntries<'_> {
+    fn add(&mut self, chunk_seq: u64, folded: &[Folded]) -> Result<(), LedgerError> {
+        if self.chunk.as_ref().is_some_and(|(seq, _)| *seq != chunk_seq) {
+            self.settle()?;
+        }
+        self.chunk.get_or_insert_with(|| (chunk_seq, Vec::new())).1.extend(applied_entries(folded).cloned());
+        Ok(())
+    }
 
-pub(crate) fn seq_of_key(key: &[u8]) -> u64 {
-    key.get(3..11).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0)
+    /// Compares the chunk just folded with the stored one.
+    fn settle(&mut self) -> Result<(), LedgerError> {
+        let Some((chunk_seq, entries)) = self.chunk.take() else { return Ok(()) };
+        if read_entries(self.db, self.dir, chunk_seq)? != entries {
+            self.identical = false;
+            write_entries(self.db, self.dir, chunk_seq, &entries)?;
+        }
+        index_entries(&mut self.index, chunk_seq, &entries);
+        Ok(())
+    }
 }
 
 impl Ledger {
@@ -236,50 +120,28 @@ impl Ledger {
             None => (LedgerState::new(), GENESIS_HASH, EntryIndex::new()),
         };
         let snapshot_next_seq = state.next_seq();
-        let from = state.next_seq();
-        let mut replayed = 0u64;
         // The entries of these records are already stored beside their chunks: only the index
         // needs them.
-        for_each_record(&db, dir, from, |chunk_seq, record| {
-            if !verify_link(&last_hash, &record) {
-                return Err(LedgerError::ChainBroken { seq: record.seq });
-            }
-            let folded = state.replay(record.seq, &record.raw)?;
-            let entries: Vec<Entry> = applied_entries(&folded).cloned().collect();
+        let replayed = fold_log(&db, dir, &mut state, &mut last_hash, |chunk_seq, folded| {
+            let entries: Vec<Entry> = applied_entries(folded).cloned().collect();
             index_entries(&mut entry_index, chunk_seq, &entries);
-            last_hash = record.hash;
-            replayed += 1;
             Ok(())
         })?;
         if replayed > 0 {
             tracing::info!(replayed, "folded the log records written after the last snapshot");
         }
-        let next_rejection_id = db
-            .scan_prefix(REJECTION_PREFIX)
-            .next_back()
-            .transpose()
-            .map_err(store_error(dir))?
-            .map_or(1, |(k, _)| seq_of_key(&k) + 1);
-        let mut cursors = BTreeMap::new();
-        for item in db.scan_prefix(CURSOR_PREFIX) {
-            let (key, value) = item.map_err(store_error(dir))?;
-            let name = String::from_utf8_lossy(&key[CURSOR_PREFIX.len()..]).into_owned();
-            let position = value.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
-            cursors.insert(name, position);
-        }
-        let writer_db = db.clone();
         Ok(Ledger {
             dir: dir.to_path_buf(),
+            next_rejection_id: next_rejection_id(&db, dir)?,
+            cursors: read_cursors(&db, dir)?,
+            writer: Writer::start(db.clone()).map_err(LedgerError::WriterThread)?,
             _lock: lock,
             db,
             state,
             last_hash,
-            next_rejection_id,
             pending: PendingBatch::default(),
             snapshot_next_seq,
             entry_index,
-            writer: Writer::start(writer_db),
-            cursors,
             statement_updates: None,
         })
     }
@@ -374,9 +236,11 @@ impl Ledger {
     /// ticket for [`wait_durable`](Self::wait_durable). At most two batches wait to be written.
     pub fn submit(&mut self) -> Result<u64, LedgerError> {
         if self.pending_writes() == 0 {
-            return Ok(self.writer.submitted);
+            return Ok(self.writer.submitted());
         }
         let pending = std::mem::take(&mut self.pending);
+        assert_eq!(pending.first_seq.is_some(), pending.records > 0, "a batch's chunk starts at its first record");
+        assert!(pending.first_seq.is_some() || pending.entries.is_empty(), "only logged records book entries");
         if let Some(first_seq) = pending.first_seq {
             index_entries(&mut self.entry_index, first_seq, &pending.entries);
         }
@@ -422,8 +286,7 @@ impl Ledger {
     /// Calls `hook` from the writer thread each time a batch is flushed, with its ticket (0
     /// after a failure; [`is_durable`](Self::is_durable) then reports it). It must be quick.
     pub fn on_durable(&mut self, hook: impl Fn(u64) + Send + 'static) {
-        let mut state = self.writer.progress.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        state.on_durable = Some(Box::new(hook));
+        self.writer.on_durable(Box::new(hook));
     }
 
     /// Whether the batch `ticket` is flushed to disk, without waiting.
@@ -439,7 +302,7 @@ impl Ledger {
     }
 
     fn wait_all_durable(&self) -> Result<(), LedgerError> {
-        self.wait_durable(self.writer.submitted)
+        self.wait_durable(self.writer.submitted())
     }
 
     /// Stores the fold state so the next open need not fold the whole log. Commits first.
@@ -448,8 +311,7 @@ impl Ledger {
         if self.snapshot_next_seq == self.state.next_seq() {
             return Ok(());
         }
-        let header = SnapshotHeader { format: SNAPSHOT_FORMAT, last_hash: self.last_hash };
-        write_snapshot(&self.dir, &header, &self.state, &self.entry_index)
+        write_snapshot(&self.dir, self.last_hash, &self.state, &self.entry_index)
             .map_err(|source| LedgerError::Snapshot { dir: self.dir.clone(), source })?;
         self.snapshot_next_seq = self.state.next_seq();
         Ok(())
@@ -466,45 +328,19 @@ impl Ledger {
         self.commit()?;
         let mut state = LedgerState::new();
         let mut last_hash = GENESIS_HASH;
+        let mut entries =
+            RefoldedEntries { db: &self.db, dir: &self.dir, index: EntryIndex::new(), identical: true, chunk: None };
         let mut records = 0u64;
-        let mut index = EntryIndex::new();
-        let mut entries_identical = true;
-        // The entries of the chunk being folded; compared with (and if need be written over)
-        // the stored ones when the next chunk starts.
-        let mut chunk: Option<(u64, Vec<Entry>)> = None;
-        let db = self.db.clone();
-        let dir = self.dir.clone();
-        let mut settle = |chunk_seq: u64, entries: Vec<Entry>, index: &mut EntryIndex| -> Result<(), LedgerError> {
-            let stored = read_entries(&db, &dir, chunk_seq)?;
-            if stored != entries {
-                entries_identical = false;
-                let bytes = bincode::serialize(&entries).map_err(|e| LedgerError::Decode(e.to_string()))?;
-                db.insert(entry_key(chunk_seq), lz4_flex::compress_prepend_size(&bytes)).map_err(store_error(&dir))?;
-            }
-            index_entries(index, chunk_seq, &entries);
-            Ok(())
-        };
-        for_each_record(&self.db, &self.dir, 1, |chunk_seq, record| {
-            if !verify_link(&last_hash, &record) {
-                return Err(LedgerError::ChainBroken { seq: record.seq });
-            }
-            if chunk.as_ref().is_some_and(|(seq, _)| *seq != chunk_seq) {
-                if let Some((seq, entries)) = chunk.take() {
-                    settle(seq, entries, &mut index)?;
-                }
-            }
-            let folded = state.replay(record.seq, &record.raw)?;
-            chunk.get_or_insert_with(|| (chunk_seq, Vec::new())).1.extend(applied_entries(&folded).cloned());
-            last_hash = record.hash;
+        fold_log(&self.db, &self.dir, &mut state, &mut last_hash, |chunk_seq, folded| {
+            entries.add(chunk_seq, folded)?;
             records += 1;
             if records.is_multiple_of(65_536) {
                 progress(records);
             }
             Ok(())
         })?;
-        if let Some((seq, entries)) = chunk.take() {
-            settle(seq, entries, &mut index)?;
-        }
+        entries.settle()?;
+        let (index, entries_identical) = (entries.index, entries.identical);
         self.db.flush().map_err(store_error(&self.dir))?;
         progress(records);
         let identical =
@@ -607,10 +443,22 @@ impl Ledger {
     /// period's seal when it is closed.
     pub fn statement(&self, period: Period, manager: Option<&str>) -> Result<Statement, LedgerError> {
         let entries = self.entries_of(period)?;
-        let seal = crate::audit::seal_of(self, period, &entries)?;
+        let seal = self.seal(period, &entries)?;
         let mut statement = self.state.statement(period, manager, &entries);
         statement.seal = seal.map(|s| s.view());
         Ok(statement)
+    }
+
+    /// The seal of `period` when it is closed. `entries` are the period's entries in booking
+    /// order (as [`entries_of`](Self::entries_of) gives them).
+    pub fn seal(&self, period: Period, entries: &[Entry]) -> Result<Option<Seal>, LedgerError> {
+        let Some(&closed_seq) = self.state.closed_periods().get(&period) else { return Ok(None) };
+        let record = self.record(closed_seq)?.ok_or_else(|| {
+            LedgerError::Decode(format!(
+                "log record {closed_seq}, which closed {period}, is missing; run `premia verify`"
+            ))
+        })?;
+        Ok(Some(seal(period, entries, closed_seq, &record.hash)))
     }
 
     /// The chain hash of the last record appended (committed or not).
@@ -641,226 +489,11 @@ impl Ledger {
     /// The stored rejections, oldest first.
     pub fn rejections(&self) -> Result<Vec<StoredRejection>, LedgerError> {
         self.wait_all_durable()?;
-        self.db
-            .scan_prefix(REJECTION_PREFIX)
-            .values()
-            .map(|v| {
-                let bytes = v.map_err(store_error(&self.dir))?;
-                bincode::deserialize(&bytes).map_err(|e| LedgerError::Decode(e.to_string()))
-            })
-            .collect()
+        read_rejections(&self.db, &self.dir)
     }
 
     pub fn rejection(&self, id: u64) -> Result<Option<StoredRejection>, LedgerError> {
         self.wait_all_durable()?;
-        match self.db.get(rejection_key(id)).map_err(store_error(&self.dir))? {
-            Some(bytes) => bincode::deserialize(&bytes).map(Some).map_err(|e| LedgerError::Decode(e.to_string())),
-            None => Ok(None),
-        }
+        read_rejection(&self.db, &self.dir, id)
     }
-}
-
-pub(crate) fn sled_config(dir: &Path, options: &LedgerOptions) -> sled::Config {
-    sled::Config::new().path(dir.join("sled")).cache_capacity(options.cache_bytes).flush_every_ms(None)
-}
-
-/// Opens sled. Our own lock already keeps other processes out, so sled's file lock can only be
-/// held by a handle of this process that was just dropped: sled releases it a moment later on a
-/// background thread. Such a conflict is waited out (up to two seconds); anything else is not.
-pub(crate) fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    loop {
-        match config.open() {
-            // sled wraps the lock failure in an `Other` error that names it.
-            Err(sled::Error::Io(e))
-                if (e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock"))
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            other => return other,
-        }
-    }
-}
-
-pub(crate) fn read_entries(db: &sled::Db, dir: &Path, chunk_seq: u64) -> Result<Vec<Entry>, LedgerError> {
-    let Some(value) = db.get(entry_key(chunk_seq)).map_err(store_error(dir))? else { return Ok(Vec::new()) };
-    let bytes = lz4_flex::decompress_size_prepended(&value)
-        .map_err(|e| LedgerError::Decode(format!("entries of chunk {chunk_seq}: {e}")))?;
-    bincode::deserialize(&bytes).map_err(|e| LedgerError::Decode(format!("entries of chunk {chunk_seq}: {e}")))
-}
-
-pub(crate) fn decode_stored_chunk(chunk_seq: u64, value: &[u8]) -> Result<Vec<LogRecord>, LedgerError> {
-    let bytes = lz4_flex::decompress_size_prepended(value).map_err(|_| ChunkError {
-        chunk_seq,
-        offset: 0,
-        what: "the compressed chunk does not decompress",
-    })?;
-    Ok(decode_chunk(chunk_seq, &bytes)?)
-}
-
-pub(crate) fn find_record(db: &sled::Db, dir: &Path, seq: u64) -> Result<Option<LogRecord>, LedgerError> {
-    let Some(entry) = db.range(log_key(0)..=log_key(seq)).next_back() else { return Ok(None) };
-    let (key, chunk) = entry.map_err(store_error(dir))?;
-    let records = decode_stored_chunk(seq_of_key(&key), &chunk)?;
-    Ok(records.into_iter().find(|r| r.seq == seq))
-}
-
-/// Calls `f(chunk_seq, record)` for every log record with `seq >= from_seq`, in order.
-pub(crate) fn for_each_record(
-    db: &sled::Db,
-    dir: &Path,
-    from_seq: u64,
-    mut f: impl FnMut(u64, LogRecord) -> Result<(), LedgerError>,
-) -> Result<(), LedgerError> {
-    // The chunk holding `from_seq` starts at or before it.
-    let start = match db.range(..=log_key(from_seq)).next_back() {
-        Some(entry) => {
-            let (key, _) = entry.map_err(store_error(dir))?;
-            if key.starts_with(LOG_PREFIX) {
-                key.to_vec()
-            } else {
-                log_key(0).to_vec()
-            }
-        }
-        None => log_key(0).to_vec(),
-    };
-    for entry in db.range(start..) {
-        let (key, chunk) = entry.map_err(store_error(dir))?;
-        if !key.starts_with(LOG_PREFIX) {
-            break;
-        }
-        let chunk_seq = seq_of_key(&key);
-        for record in decode_stored_chunk(chunk_seq, &chunk)? {
-            if record.seq >= from_seq {
-                f(chunk_seq, record)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RebuildReport {
-    pub records: u64,
-    /// Whether folding the log from nothing gave exactly the state the ledger held.
-    pub identical: bool,
-}
-
-/// The thread that writes and flushes committed batches, so that folding the next batch overlaps
-/// the disk. Batches are written in the order submitted; a failure stops all later writes.
-struct Writer {
-    sender: Option<mpsc::SyncSender<(u64, PendingBatch)>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    progress: Arc<(Mutex<WriterProgress>, Condvar)>,
-    submitted: u64,
-}
-
-#[derive(Default)]
-struct WriterProgress {
-    durable: u64,
-    failure: Option<sled::Error>,
-    /// Told the ticket of every batch made durable (and of a failure, as 0): async callers
-    /// wake on it instead of blocking a thread in `wait`.
-    on_durable: Option<Box<dyn Fn(u64) + Send>>,
-}
-
-impl Writer {
-    fn start(db: sled::Db) -> Writer {
-        let (sender, receiver) = mpsc::sync_channel::<(u64, PendingBatch)>(2);
-        let progress = Arc::new((Mutex::new(WriterProgress::default()), Condvar::new()));
-        let shared = progress.clone();
-        let thread = std::thread::Builder::new()
-            .name("premia-writer".into())
-            .spawn(move || {
-                for (ticket, pending) in receiver {
-                    let result = write_batch(&db, pending);
-                    let (lock, condvar) = &*shared;
-                    let mut state = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                    match result {
-                        Ok(()) if state.failure.is_none() => state.durable = ticket,
-                        Ok(()) => {}
-                        Err(e) => state.failure = Some(e),
-                    }
-                    if let Some(hook) = &state.on_durable {
-                        hook(if state.failure.is_some() { 0 } else { ticket });
-                    }
-                    condvar.notify_all();
-                }
-            })
-            .ok();
-        Writer { sender: Some(sender), thread, progress, submitted: 0 }
-    }
-
-    fn submit(&mut self, pending: PendingBatch) -> Result<u64, sled::Error> {
-        self.check()?;
-        let ticket = self.submitted + 1;
-        match &self.sender {
-            Some(sender) if self.thread.is_some() && sender.send((ticket, pending)).is_ok() => {}
-            _ => return Err(sled::Error::ReportableBug("the ledger's writer thread is gone".into())),
-        }
-        self.submitted = ticket;
-        Ok(ticket)
-    }
-
-    fn check(&self) -> Result<(), sled::Error> {
-        let state = self.progress.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        match &state.failure {
-            Some(e) => Err(e.clone()),
-            None => Ok(()),
-        }
-    }
-
-    fn is_durable(&self, ticket: u64) -> Result<bool, sled::Error> {
-        let state = self.progress.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        match &state.failure {
-            Some(e) => Err(e.clone()),
-            None => Ok(state.durable >= ticket),
-        }
-    }
-
-    fn wait(&self, ticket: u64) -> Result<(), sled::Error> {
-        let (lock, condvar) = &*self.progress;
-        let mut state = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        while state.durable < ticket && state.failure.is_none() {
-            state = condvar.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
-        }
-        match &state.failure {
-            Some(e) => Err(e.clone()),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        // Closing the channel lets the thread finish what it was given, then end.
-        self.sender = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn write_batch(db: &sled::Db, pending: PendingBatch) -> Result<(), sled::Error> {
-    let encode = |e: bincode::Error| sled::Error::Unsupported(format!("cannot encode a batch: {e}"));
-    let mut batch = sled::Batch::default();
-    if let Some(first_seq) = pending.first_seq {
-        batch.insert(&log_key(first_seq), lz4_flex::compress_prepend_size(&pending.chunk));
-        if !pending.entries.is_empty() {
-            let bytes = bincode::serialize(&pending.entries).map_err(encode)?;
-            batch.insert(&entry_key(first_seq), lz4_flex::compress_prepend_size(&bytes));
-        }
-    }
-    for rejection in &pending.rejections {
-        batch.insert(&rejection_key(rejection.id), bincode::serialize(rejection).map_err(encode)?);
-    }
-    for (name, position) in &pending.cursors {
-        let mut key = CURSOR_PREFIX.to_vec();
-        key.extend_from_slice(name.as_bytes());
-        batch.insert(key, &position.to_be_bytes());
-    }
-    db.apply_batch(batch)?;
-    db.flush()?;
-    Ok(())
 }

@@ -1,19 +1,35 @@
 //! premia-ledger: the append-only, hash-chained event log on sled, snapshots of the fold state,
 //! crash recovery, and the line-by-line ingest shared by every input path.
+//!
+//! Modules, each importing only those listed before it: `log` (the record format and hash
+//! chain), `lock`, `error`, `store` (the sled key layout and reads), `snapshot`, `writer`,
+//! `counts`, `statement_update`, `ledger` (the Ledger), `read_model`, `ingest`, `verify`,
+//! `export`, `audit_log` (the log read back for replays).
 
-pub mod audit;
+pub mod audit_log;
+pub mod counts;
+pub mod error;
+pub mod export;
 pub mod ingest;
 pub mod ledger;
 pub mod lock;
 pub mod log;
 pub mod read_model;
-pub mod replay;
 pub mod serving;
+mod snapshot;
+pub mod statement_update;
+mod store;
+pub mod verify;
+mod writer;
 
-pub use ingest::{ingest_reader, Counts, IngestOptions};
-pub use ledger::{Ledger, LedgerError, LedgerOptions, RebuildReport, StoredRejection};
+pub use counts::Counts;
+pub use error::LedgerError;
+pub use ingest::{ingest_reader, IngestOptions};
+pub use ledger::{Ledger, RebuildReport};
 pub use log::{LogRecord, Origin};
-pub use read_model::{ReadModel, StatementUpdate};
+pub use read_model::ReadModel;
 pub use serving::{
     Histogram, Query, ReasonCounts, ServeReport, ServeTimings, BATCH_SIZE_BOUNDS, COMMIT_SECONDS_BOUNDS,
 };
+pub use statement_update::StatementUpdate;
+pub use store::{EntryIndex, LedgerOptions, StoredRejection};

@@ -8,14 +8,28 @@
 //! ```
 //!
 //! (integers big-endian) with `hash = SHA-256(previous hash | seq | arrived_ms | origin | raw)`
-//! and the previous hash of the first record all zeros.
+//! and the previous hash of the first record all zeros. The offsets below name that layout once.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub type Hash = [u8; 32];
+/// The length of a chain hash (SHA-256).
+pub const HASH_LEN: usize = 32;
+/// Where a record's `seq` starts.
+pub const SEQ_AT: usize = 0;
+/// Where a record's `arrived_ms` starts.
+pub const ARRIVED_AT: usize = 8;
+/// Where a record's origin byte is.
+pub const ORIGIN_AT: usize = 16;
+/// Where the length of a record's raw bytes starts.
+pub const RAW_LEN_AT: usize = 17;
+/// The fixed part before a record's raw bytes (seq, arrived_ms, origin, raw length); the raw
+/// bytes start here.
+pub const RECORD_HEADER_LEN: usize = 21;
 
-pub const GENESIS_HASH: Hash = [0; 32];
+pub type Hash = [u8; HASH_LEN];
+
+pub const GENESIS_HASH: Hash = [0; HASH_LEN];
 
 /// How an event reached the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,12 +105,14 @@ pub fn encode_record(
     raw: &[u8],
 ) -> Hash {
     let hash = chain_hash(previous, seq, arrived_ms, origin, raw);
+    let start = chunk.len();
     chunk.extend_from_slice(&seq.to_be_bytes());
     chunk.extend_from_slice(&arrived_ms.to_be_bytes());
     chunk.push(origin.to_byte());
     chunk.extend_from_slice(&(raw.len() as u32).to_be_bytes());
     chunk.extend_from_slice(raw);
     chunk.extend_from_slice(&hash);
+    debug_assert_eq!(chunk.len() - start, RECORD_HEADER_LEN + raw.len() + HASH_LEN, "a record as the layout says");
     hash
 }
 
@@ -112,23 +128,49 @@ pub struct ChunkError {
 pub fn decode_chunk(chunk_seq: u64, chunk: &[u8]) -> Result<Vec<LogRecord>, ChunkError> {
     let mut records = Vec::new();
     let mut at = 0usize;
-    let err = |offset, what| ChunkError { chunk_seq, offset, what };
     while at < chunk.len() {
-        let header = chunk.get(at..at + 21).ok_or_else(|| err(at, "truncated record header"))?;
-        let seq = u64::from_be_bytes(header[0..8].try_into().map_err(|_| err(at, "bad seq"))?);
-        let arrived_ms = i64::from_be_bytes(header[8..16].try_into().map_err(|_| err(at, "bad time"))?);
-        let origin = Origin::from_byte(header[16]).ok_or_else(|| err(at + 16, "unknown origin"))?;
-        let len = u32::from_be_bytes(header[17..21].try_into().map_err(|_| err(at, "bad length"))?) as usize;
-        let raw = chunk.get(at + 21..at + 21 + len).ok_or_else(|| err(at, "truncated raw bytes"))?;
-        let hash_at = at + 21 + len;
-        let hash: Hash = chunk
-            .get(hash_at..hash_at + 32)
-            .and_then(|h| h.try_into().ok())
-            .ok_or_else(|| err(hash_at, "truncated hash"))?;
-        records.push(LogRecord { seq, arrived_ms, origin, raw: raw.to_vec(), hash });
-        at = hash_at + 32;
+        let (record, next) = decode_record(chunk_seq, chunk, at)?;
+        records.push(record);
+        at = next;
     }
     Ok(records)
+}
+
+/// The records of a damaged chunk before the first one that cannot be decoded.
+pub fn decode_readable_prefix(chunk_seq: u64, chunk: &[u8]) -> Vec<LogRecord> {
+    let mut records = Vec::new();
+    let mut at = 0usize;
+    while let Ok((record, next)) = decode_record(chunk_seq, chunk, at) {
+        records.push(record);
+        at = next;
+    }
+    records
+}
+
+/// The record that starts at byte `at` of `chunk`, and where the next one starts.
+fn decode_record(chunk_seq: u64, chunk: &[u8], at: usize) -> Result<(LogRecord, usize), ChunkError> {
+    let err = |offset, what| ChunkError { chunk_seq, offset, what };
+    let header = chunk.get(at..at + RECORD_HEADER_LEN).ok_or_else(|| err(at, "truncated record header"))?;
+    let seq = u64::from_be_bytes(header_field(&header[SEQ_AT..ARRIVED_AT]));
+    let arrived_ms = i64::from_be_bytes(header_field(&header[ARRIVED_AT..ORIGIN_AT]));
+    let origin = Origin::from_byte(header[ORIGIN_AT]).ok_or_else(|| err(at + ORIGIN_AT, "unknown origin"))?;
+    let len = u32::from_be_bytes(header_field(&header[RAW_LEN_AT..RECORD_HEADER_LEN])) as usize;
+    let raw_at = at + RECORD_HEADER_LEN;
+    let raw = chunk.get(raw_at..raw_at + len).ok_or_else(|| err(at, "truncated raw bytes"))?;
+    let hash_at = raw_at + len;
+    let hash: Hash = chunk
+        .get(hash_at..hash_at + HASH_LEN)
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(|| err(hash_at, "truncated hash"))?;
+    Ok((LogRecord { seq, arrived_ms, origin, raw: raw.to_vec(), hash }, hash_at + HASH_LEN))
+}
+
+/// A fixed-size field of a record header, whose length the layout's offsets give.
+fn header_field<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    assert_eq!(bytes.len(), N, "the record layout's offsets give a {N}-byte field");
+    let mut field = [0u8; N];
+    field.copy_from_slice(bytes);
+    field
 }
 
 /// Whether `record` follows `previous` in the chain.
@@ -157,5 +199,20 @@ mod tests {
         tampered.raw[3] ^= 1;
         assert!(!verify_link(&GENESIS_HASH, &tampered));
         assert!(decode_chunk(1, &chunk[..chunk.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn a_damaged_chunk_reads_up_to_its_first_bad_record() {
+        let mut chunk = Vec::new();
+        let h1 = encode_record(&mut chunk, &GENESIS_HASH, 1, 1000, Origin::File, b"one");
+        let second_at = chunk.len();
+        encode_record(&mut chunk, &h1, 2, 1001, Origin::File, b"two");
+        assert_eq!(chunk.len() - second_at, RECORD_HEADER_LEN + 3 + HASH_LEN);
+        assert_eq!(decode_readable_prefix(1, &chunk).len(), 2);
+        chunk[second_at + ORIGIN_AT] = 9;
+        let err = decode_chunk(1, &chunk).unwrap_err();
+        assert_eq!((err.offset, err.what), (second_at + ORIGIN_AT, "unknown origin"));
+        let readable = decode_readable_prefix(1, &chunk);
+        assert_eq!(readable.iter().map(|r| r.seq).collect::<Vec<_>>(), [1]);
     }
 }

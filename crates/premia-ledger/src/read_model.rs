@@ -27,56 +27,14 @@ use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 use premia_core::event::Id;
-use premia_core::fold::{Entry, LedgerState, ManagerBook};
+use premia_core::fold::{Entry, ManagerBook};
 use premia_core::seal::{SealHasher, SealView};
 use premia_core::statement::{entry_view, manager_statement, EntryFacts};
 use premia_core::{Period, Scheme, Statement};
 
-use crate::ledger::{Ledger, LedgerError};
-
-/// What a batch changed for statements, recorded by the ledger when the batch is submitted
-/// (from the state it leaves) and published once it is durable.
-#[derive(Debug, Clone)]
-pub struct StatementUpdate {
-    /// The ledger's `next_seq` after the batch: stored entry chunks before it are published.
-    next_seq: u64,
-    /// The scheme, when the batch activated one.
-    scheme: Option<Arc<Scheme>>,
-    /// Periods the batch closed, with the seq of the close.
-    closed: Vec<(Period, u64)>,
-    /// Every book the batch moved, every book of a period it closed, and after a scheme
-    /// change every book: as the batch left them.
-    books: Vec<(Period, Id, ManagerBook)>,
-    /// The entries the batch booked, in booking order (those written beside its log chunk).
-    entries: Vec<Entry>,
-}
-
-impl StatementUpdate {
-    /// Takes the changes `state` recorded since the last update; `entries` are the batch's.
-    pub(crate) fn take(state: &mut LedgerState, entries: &[Entry]) -> StatementUpdate {
-        let changes = state.take_changes();
-        let mut pairs = changes.books;
-        for (period, managers) in state.books() {
-            if changes.scheme || changes.closed.contains(period) {
-                pairs.extend(managers.keys().map(|m| (*period, m.clone())));
-            }
-        }
-        let books = pairs
-            .into_iter()
-            .filter_map(|(period, manager)| {
-                let book = state.books().get(&period)?.get(&manager)?.clone();
-                Some((period, manager, book))
-            })
-            .collect();
-        StatementUpdate {
-            next_seq: state.next_seq(),
-            scheme: changes.scheme.then(|| state.scheme_shared()),
-            closed: changes.closed.iter().filter_map(|p| Some((*p, *state.closed_periods().get(p)?))).collect(),
-            books,
-            entries: entries.to_vec(),
-        }
-    }
-}
+use crate::error::LedgerError;
+use crate::ledger::Ledger;
+use crate::statement_update::StatementUpdate;
 
 /// The answer of a read.
 pub enum Read<T> {
@@ -385,36 +343,7 @@ impl ReadModel {
                 Some(model) => (inner.next_seq, model.closed),
             }
         };
-        // One pass over the stored entries, in booking order: the seal and the held entries.
-        let mut sealing = closed.map(|_| SealHasher::new(period));
-        let state = ledger.state();
-        let no_books = BTreeMap::new();
-        let books = state.books().get(&period).unwrap_or(&no_books);
-        // Decoded ids are copies of their own; the manager's and the source's are shared again.
-        let mut sources: HashSet<Id> = HashSet::new();
-        let mut by_manager: BTreeMap<Id, Vec<Arc<HeldEntry>>> = BTreeMap::new();
-        ledger.for_each_stored_entry_before(period, next_seq, |mut entry| {
-            if let Some(hasher) = &mut sealing {
-                hasher.add(&entry);
-            }
-            if let Some((manager, _)) = books.get_key_value(&entry.manager_id) {
-                entry.manager_id = manager.clone();
-            }
-            match sources.get(&entry.source) {
-                Some(source) => entry.source = source.clone(),
-                None => {
-                    sources.insert(entry.source.clone());
-                }
-            }
-            let facts = state.entry_facts(&entry);
-            by_manager.entry(entry.manager_id.clone()).or_default().push(Arc::new(HeldEntry { entry, facts }));
-        })?;
-        let seal = match (sealing, closed) {
-            (Some(hasher), Some(closed_seq)) => {
-                Some(hasher.finish(closed_seq, &ledger.stored_hash(closed_seq)?).view())
-            }
-            _ => None,
-        };
+        let (by_manager, seal) = read_stored_period(ledger, period, next_seq, closed)?;
         let mut guard = self.write();
         let inner = &mut *guard;
         if inner.next_seq != next_seq {
@@ -423,36 +352,23 @@ impl ReadModel {
             )));
         }
         let Some(model) = inner.periods.get_mut(&period) else { return Ok(()) };
-        let mismatch = |manager: &str, held: usize, booked: u64| {
-            LedgerError::Decode(format!(
-                "the stored entries of {period} hold {held} for manager {manager}, whose book counts {booked}; run `premia verify`"
-            ))
-        };
-        let mut pairs = BTreeMap::new();
-        for (manager, pair) in &model.managers {
-            let held = by_manager.remove(manager).unwrap_or_default();
-            if held.len() as u64 != pair.book.entry_count {
-                return Err(mismatch(manager, held.len(), pair.book.entry_count));
-            }
-            pairs.insert(
-                manager.clone(),
-                Arc::new(Pair { book: pair.book.clone(), entries: Some(Held::new(held)), rendered: OnceLock::new() }),
-            );
-        }
-        if let Some((manager, held)) = by_manager.into_iter().next() {
-            return Err(mismatch(&manager, held.len(), 0));
-        }
-        model.managers = pairs;
+        model.managers = held_pairs(period, &model.managers, by_manager)?;
         model.loaded = true;
         model.seal = seal;
         model.whole = Arc::new(OnceLock::new());
         model.last_read.store(self.clock.fetch_add(1, Ordering::Relaxed) + 1, Ordering::Relaxed);
-        // Beyond capacity, the period read least recently lets go of its entries.
+        self.unload_beyond_capacity(inner, period);
+        Ok(())
+    }
+
+    /// Beyond capacity, the periods read least recently (other than `kept`) let go of their
+    /// entries.
+    fn unload_beyond_capacity(&self, inner: &mut Inner, kept: Period) {
         loop {
             let loaded: Vec<(u64, Period)> = inner
                 .periods
                 .iter()
-                .filter(|(p, m)| m.loaded && **p != period)
+                .filter(|(p, m)| m.loaded && **p != kept)
                 .map(|(p, m)| (m.last_read.load(Ordering::Relaxed), *p))
                 .collect();
             if loaded.len() < self.capacity {
@@ -463,7 +379,6 @@ impl ReadModel {
                 model.unload();
             }
         }
-        Ok(())
     }
 
     /// One manager's statement of `period` (`manager` given), or the whole period's.
@@ -516,4 +431,73 @@ impl ReadModel {
     pub fn repairs(&self) -> u64 {
         self.repairs.load(Ordering::Relaxed)
     }
+}
+
+/// A period's entries read from the store, by manager, in booking order.
+type EntriesByManager = BTreeMap<Id, Vec<Arc<HeldEntry>>>;
+
+/// The entries of `period` stored by the batches before `next_seq`, by manager, in one pass in
+/// booking order, and the period's seal when it is closed (at `closed`).
+fn read_stored_period(
+    ledger: &Ledger,
+    period: Period,
+    next_seq: u64,
+    closed: Option<u64>,
+) -> Result<(EntriesByManager, Option<SealView>), LedgerError> {
+    let mut sealing = closed.map(|_| SealHasher::new(period));
+    let state = ledger.state();
+    let no_books = BTreeMap::new();
+    let books = state.books().get(&period).unwrap_or(&no_books);
+    // Decoded ids are copies of their own; the manager's and the source's are shared again.
+    let mut sources: HashSet<Id> = HashSet::new();
+    let mut by_manager = EntriesByManager::new();
+    ledger.for_each_stored_entry_before(period, next_seq, |mut entry| {
+        if let Some(hasher) = &mut sealing {
+            hasher.add(&entry);
+        }
+        if let Some((manager, _)) = books.get_key_value(&entry.manager_id) {
+            entry.manager_id = manager.clone();
+        }
+        match sources.get(&entry.source) {
+            Some(source) => entry.source = source.clone(),
+            None => {
+                sources.insert(entry.source.clone());
+            }
+        }
+        let facts = state.entry_facts(&entry);
+        by_manager.entry(entry.manager_id.clone()).or_default().push(Arc::new(HeldEntry { entry, facts }));
+    })?;
+    let seal = match (sealing, closed) {
+        (Some(hasher), Some(closed_seq)) => Some(hasher.finish(closed_seq, &ledger.stored_hash(closed_seq)?).view()),
+        _ => None,
+    };
+    Ok((by_manager, seal))
+}
+
+/// Every manager's pair of `period` with its entries held, checked against its book's count.
+fn held_pairs(
+    period: Period,
+    managers: &BTreeMap<Id, Arc<Pair>>,
+    mut by_manager: EntriesByManager,
+) -> Result<BTreeMap<Id, Arc<Pair>>, LedgerError> {
+    let mismatch = |manager: &str, held: usize, booked: u64| {
+        LedgerError::Decode(format!(
+            "the stored entries of {period} hold {held} for manager {manager}, whose book counts {booked}; run `premia verify`"
+        ))
+    };
+    let mut pairs = BTreeMap::new();
+    for (manager, pair) in managers {
+        let held = by_manager.remove(manager).unwrap_or_default();
+        if held.len() as u64 != pair.book.entry_count {
+            return Err(mismatch(manager, held.len(), pair.book.entry_count));
+        }
+        pairs.insert(
+            manager.clone(),
+            Arc::new(Pair { book: pair.book.clone(), entries: Some(Held::new(held)), rendered: OnceLock::new() }),
+        );
+    }
+    if let Some((manager, held)) = by_manager.into_iter().next() {
+        return Err(mismatch(&manager, held.len(), 0));
+    }
+    Ok(pairs)
 }

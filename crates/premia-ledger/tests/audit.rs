@@ -6,9 +6,10 @@ use std::path::Path;
 
 use premia_core::fold::Entry;
 use premia_core::Period;
-use premia_ledger::audit::{export, import_export, verify, ImportError, ProblemKind, SnapshotCheck};
+use premia_ledger::export::{export, import_export, ImportError};
 use premia_ledger::ingest::{ingest_reader, IngestOptions};
-use premia_ledger::log::decode_chunk;
+use premia_ledger::log::{decode_chunk, HASH_LEN, RAW_LEN_AT, RECORD_HEADER_LEN};
+use premia_ledger::verify::{verify, ProblemKind, SnapshotCheck};
 use premia_ledger::{Ledger, LedgerOptions};
 
 const SEED: &str = include_str!("../../../tests/data/seed-month.jsonl");
@@ -58,12 +59,13 @@ fn tamper_record(dir: &Path, seq: u64, change: impl FnOnce(&mut Vec<u8>, usize))
     let mut at = 0usize;
     loop {
         let record_seq = u64::from_be_bytes(bytes[at..at + 8].try_into().expect("a seq"));
-        let len = u32::from_be_bytes(bytes[at + 17..at + 21].try_into().expect("a length")) as usize;
+        let len =
+            u32::from_be_bytes(bytes[at + RAW_LEN_AT..at + RECORD_HEADER_LEN].try_into().expect("a length")) as usize;
         if record_seq == seq {
             change(&mut bytes, at);
             break;
         }
-        at += 21 + len + 32;
+        at += RECORD_HEADER_LEN + len + HASH_LEN;
     }
     db.insert(chunk_key, lz4_flex::compress_prepend_size(&bytes)).expect("write back");
     db.flush().expect("flush");
@@ -74,13 +76,15 @@ fn tamper_record(dir: &Path, seq: u64, change: impl FnOnce(&mut Vec<u8>, usize))
 /// the first occurrence of `marker` in it, in the stored log chunk. Returns the chunk's seq.
 fn flip_raw_byte(dir: &Path, seq: u64, marker: &str, after: usize) -> u64 {
     tamper_record(dir, seq, |bytes, at| {
-        let len = u32::from_be_bytes(bytes[at + 17..at + 21].try_into().expect("a length")) as usize;
-        let before = decode_chunk(0, &bytes[at..at + 21 + len + 32]).expect("the record decodes");
-        let raw = &bytes[at + 21..at + 21 + len];
+        let len =
+            u32::from_be_bytes(bytes[at + RAW_LEN_AT..at + RECORD_HEADER_LEN].try_into().expect("a length")) as usize;
+        let before = decode_chunk(0, &bytes[at..at + RECORD_HEADER_LEN + len + HASH_LEN]).expect("the record decodes");
+        let raw = &bytes[at + RECORD_HEADER_LEN..at + RECORD_HEADER_LEN + len];
         let found = raw.windows(marker.len()).position(|w| w == marker.as_bytes()).expect("the marker");
-        bytes[at + 21 + found + after] ^= 1;
+        bytes[at + RECORD_HEADER_LEN + found + after] ^= 1;
         // Still a well-formed record: only the content of its event changed.
-        let after = decode_chunk(0, &bytes[at..at + 21 + len + 32]).expect("the record still decodes");
+        let after =
+            decode_chunk(0, &bytes[at..at + RECORD_HEADER_LEN + len + HASH_LEN]).expect("the record still decodes");
         assert_eq!((after[0].seq, after[0].raw.len()), (before[0].seq, before[0].raw.len()));
         assert_ne!(after[0].raw, before[0].raw);
     })

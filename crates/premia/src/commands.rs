@@ -1,51 +1,27 @@
-//! One function per subcommand.
+//! One function per subcommand that reads or writes the ledger directly: ingest, statement,
+//! close, rejected, pending, rebuild, scheme; and generate, schemas and token, which need no
+//! ledger.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use premia_core::fold::{scheme_activation_record, Admitted, Outcome};
-use premia_core::{Admission, Period, Scheme};
+use premia_core::{Admission, Scheme};
+use premia_ledger::export::is_export_line;
 use premia_ledger::ingest::{ingest_reader, now_ms, IngestOptions};
-use premia_ledger::{Counts, Ledger, LedgerOptions, Origin};
+use premia_ledger::{Ledger, Origin};
 use serde_json::json;
 
 use crate::cli::{
-    CloseArgs, DemoArgs, Format, GenerateArgs, IngestArgs, RejectedArgs, SchemasArgs, SchemeCommand, StatementArgs,
+    CloseArgs, Format, GenerateArgs, IngestArgs, RejectedArgs, SchemasArgs, SchemeCommand, StatementArgs,
     StatementFormat,
 };
 use crate::render;
-
-pub(crate) fn open(data_dir: &Path, command: &str) -> anyhow::Result<Ledger> {
-    Ledger::open(data_dir, &LedgerOptions::default(), command).map_err(anyhow::Error::from)
-}
-
-pub(crate) fn parse_period(text: &str) -> anyhow::Result<Period> {
-    Period::parse(text)
-        .with_context(|| format!("{text:?} is not a period; write a calendar month as YYYY-MM, such as 2026-11"))
-}
-
-/// A progress bar on standard error, drawn only when it is a terminal.
-pub(crate) fn progress_bar(len: Option<u64>, what: &str) -> ProgressBar {
-    if !io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = match len {
-        Some(len) => ProgressBar::new(len).with_style(
-            ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        ),
-        None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{msg} {spinner} {pos}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        ),
-    };
-    bar.set_draw_target(ProgressDrawTarget::stderr());
-    bar.set_message(what.to_string());
-    bar
-}
+use crate::support::{open, parse_period, print_counts, progress_bar};
+use crate::verify_export::{first_line, ingest_export};
 
 pub fn ingest(data_dir: &Path, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     let (reader, len): (Box<dyn BufRead + Send>, Option<u64>) = if args.input == "-" {
@@ -59,9 +35,9 @@ pub fn ingest(data_dir: &Path, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     let mut ledger = open(data_dir, "ingest")?;
     // An export (from `premia export`) is re-logged record by record, not ingested as events.
     // Peeked only once the ledger is held: reading may wait on a pipe.
-    let (first, reader) = crate::audit::first_line(reader)?;
-    if premia_ledger::audit::is_export_line(&first) {
-        return crate::audit::ingest_export(ledger, first, reader, len, args);
+    let (first, reader) = first_line(reader)?;
+    if is_export_line(&first) {
+        return ingest_export(ledger, first, reader, len, args);
     }
     let reader: Box<dyn BufRead + Send> = Box::new(io::Cursor::new(first).chain(reader));
     let bar = progress_bar(len, "ingesting");
@@ -71,26 +47,8 @@ pub fn ingest(data_dir: &Path, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     let snapshot_started = std::time::Instant::now();
     ledger.snapshot()?;
     tracing::info!(snapshot_ms = snapshot_started.elapsed().as_millis() as u64, "snapshot stored");
-    print_counts(&counts, args.format);
+    print_counts(&counts, args.format)?;
     Ok(ExitCode::SUCCESS)
-}
-
-pub(crate) fn print_counts(counts: &Counts, format: Format) {
-    match format {
-        Format::Json => println!("{}", serde_json::to_string(counts).unwrap_or_default()),
-        Format::Text => {
-            println!("applied     {:>10}", counts.applied);
-            println!("duplicates  {:>10}", counts.duplicates);
-            println!("rejected    {:>10}", counts.rejected);
-            println!("parked      {:>10}", counts.parked);
-            if counts.rejected > 0 {
-                println!("Rejected lines are kept with their reason: `premia rejected`.");
-            }
-            if counts.parked > 0 {
-                println!("Parked events wait for the deal or payment they refer to: `premia pending`.");
-            }
-        }
-    }
 }
 
 pub fn statement(data_dir: &Path, args: &StatementArgs) -> anyhow::Result<ExitCode> {
@@ -282,48 +240,6 @@ pub fn scheme(data_dir: &Path, command: SchemeCommand) -> anyhow::Result<ExitCod
     }
 }
 
-pub fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
-    let scratch;
-    let dir = match &args.keep {
-        Some(dir) => dir.clone(),
-        None => {
-            scratch = tempfile::tempdir().context("cannot create a temporary directory for the demo")?;
-            scratch.path().to_path_buf()
-        }
-    };
-    let mut ledger = open(&dir, "demo")?;
-    let (counts, path) = if args.offline {
-        let counts = ingest_reader(&mut ledger, crate::SEED_MONTH.as_bytes(), &IngestOptions::default(), |_| {})?;
-        (counts, "read straight from the embedded file".to_string())
-    } else {
-        crate::nats::demo_through_nats(&mut ledger, &args.nats_url)?
-    };
-    ledger.snapshot()?;
-    let periods = ledger.state().periods();
-    if args.format == Format::Json {
-        let statements = periods.iter().map(|p| ledger.statement(*p, None)).collect::<Result<Vec<_>, _>>()?;
-        println!("{}", serde_json::to_string_pretty(&json!({"counts": counts, "statements": statements}))?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!("premia demo: the worked month of the article (five managers, 29 CRM events), {path},");
-    println!("folded into a ledger in {}.\n", dir.display());
-    print_counts(&counts, Format::Text);
-    let mut out = io::stdout().lock();
-    for period in &periods {
-        writeln!(out)?;
-        render::statement_text(&ledger.statement(*period, None)?, &mut out)?;
-    }
-    writeln!(out, "\nWhat to try next:")?;
-    let d = if args.keep.is_some() { format!(" --data-dir {}", dir.display()) } else { " --data-dir DIR".to_string() };
-    writeln!(out, "  premia demo --keep ./demo-data                    keep this ledger to explore it")?;
-    writeln!(out, "  premia{d} statement --period 2026-11 --format json")?;
-    writeln!(out, "  premia{d} rejected                   the event in USD, and why it was refused")?;
-    writeln!(out, "  premia{d} rebuild                    fold the log again and compare")?;
-    writeln!(out, "  premia scheme show                               the rules in force")?;
-    writeln!(out, "  premia generate --events 100000 > events.jsonl && premia ingest events.jsonl")?;
-    Ok(ExitCode::SUCCESS)
-}
-
 pub fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     let mut out = io::BufWriter::with_capacity(1 << 20, io::stdout().lock());
     let options = crate::synth::SynthOptions {
@@ -343,7 +259,8 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
 pub fn schemas(args: &SchemasArgs) -> anyhow::Result<ExitCode> {
     let mut files = premia_core::schema::all_schema_files();
     files.push(("feed/accrual.json".to_string(), premia_core::schema::pretty(&premia_nats::feed_schema())));
-    files.push(("export/record.json".to_string(), premia_core::schema::pretty(&premia_ledger::audit::export_schema())));
+    files
+        .push(("export/record.json".to_string(), premia_core::schema::pretty(&premia_ledger::export::export_schema())));
     files.push(("openapi.json".to_string(), premia_core::schema::pretty(&premia_http::openapi::document())));
     for (name, text) in files {
         let path = args.dir.join(&name);

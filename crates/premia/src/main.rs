@@ -1,3 +1,5 @@
+//! The premia binary: parses the command line and runs the command it names.
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -1,6 +1,6 @@
 //! `premia serve` and `premia publish`: the NATS commands, on a tokio runtime of their own.
 
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -10,6 +10,7 @@ use premia_nats::{NatsSettings, ServeOptions, StreamSettings};
 
 use crate::cli::{Format, NatsArgs, PublishArgs, ServeArgs};
 use crate::config::{ConfigFile, DEFAULT_NATS_URL};
+use crate::support::{counts_text, progress_bar};
 
 /// Flags and environment variables first, then the config file, then the defaults.
 fn settings(args: &NatsArgs, config: &ConfigFile) -> NatsSettings {
@@ -30,7 +31,7 @@ fn stream_name(args: &NatsArgs, config: &ConfigFile) -> String {
     args.stream.clone().or(config.nats.stream.clone()).unwrap_or_else(|| StreamSettings::default().stream)
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -88,17 +89,16 @@ pub fn serve(data_dir: &Path, args: &ServeArgs, config: &ConfigFile) -> anyhow::
             .await
             .map_err(anyhow::Error::from)
     })?;
+    let mut out = io::stdout().lock();
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string(&report.counts)?),
+        Format::Json => writeln!(out, "{}", serde_json::to_string(&report.counts)?)?,
         Format::Text => {
-            println!("applied     {:>10}", report.counts.applied);
-            println!("duplicates  {:>10}", report.counts.duplicates);
-            println!("rejected    {:>10}", report.counts.rejected);
-            println!("parked      {:>10}", report.counts.parked);
-            println!(
+            counts_text(&report.counts, &mut out)?;
+            writeln!(
+                out,
                 "({} batches committed and acked; {} redelivered messages skipped)",
                 report.batches, report.skipped
-            );
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -190,7 +190,7 @@ pub fn publish(args: &PublishArgs, config: &ConfigFile) -> anyhow::Result<ExitCo
         Box::new(BufReader::with_capacity(1 << 20, file))
     };
     let stream = StreamSettings { stream: stream_name(&args.nats, config), ..StreamSettings::default() };
-    let bar = crate::commands::progress_bar(None, "publishing");
+    let bar = progress_bar(None, "publishing");
     let report = runtime()?.block_on(async {
         let client = premia_nats::connect(&settings(&args.nats, config)).await?;
         let lines = reader.split(b'\n');
@@ -268,40 +268,4 @@ pub fn start_scratch_server() -> anyhow::Result<(ScratchServer, String)> {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     Ok((server, format!("nats://127.0.0.1:{port}")))
-}
-
-/// Publishes the embedded month to a stream of the demo's own and serves it into `ledger`.
-pub fn demo_through_nats(ledger: &mut Ledger, url: &str) -> anyhow::Result<(premia_ledger::Counts, String)> {
-    let runtime = runtime()?;
-    let existing = runtime.block_on(async {
-        async_nats::ConnectOptions::new().connection_timeout(std::time::Duration::from_secs(2)).connect(url).await.ok()
-    });
-    let mut _own_server = None;
-    let (client, how) = match existing {
-        Some(client) => (client, format!("published to the NATS server at {url}")),
-        None => {
-            let (server, own_url) = start_scratch_server()?;
-            _own_server = Some(server);
-            let client = runtime
-                .block_on(premia_nats::connect(&NatsSettings { url: own_url.clone(), ..NatsSettings::default() }))?;
-            (client, format!("published to a nats-server started for the demo at {own_url}"))
-        }
-    };
-    let tag = std::process::id();
-    let stream = StreamSettings {
-        stream: format!("PREMIA_DEMO_{tag}"),
-        subjects: vec![format!("premia.demo.{tag}.>")],
-        consumer: "premia-demo".into(),
-        ..StreamSettings::default()
-    };
-    let options = ServeOptions { drain: true, feed: false, ..ServeOptions::default() };
-    let report = runtime.block_on(async {
-        let lines = crate::SEED_MONTH.lines().map(|l| Ok(l.as_bytes().to_vec()));
-        premia_nats::publish_lines(&client, &stream, lines, 256, |_| {}).await?;
-        let report = premia_nats::serve(ledger, &client, &stream, &options, std::future::pending(), None).await;
-        // The demo's stream is scratch: remove it whether or not serving worked.
-        let _ = async_nats::jetstream::new(client.clone()).delete_stream(&stream.stream).await;
-        report
-    })?;
-    Ok((report.counts, how))
 }

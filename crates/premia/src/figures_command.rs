@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use serde_json::json;
 
 use crate::cli::{PlanSuggestArgs, StatementArgs, StatementFormat};
-use crate::commands::{open, parse_period};
+use crate::support::{open, parse_period};
 
 pub fn figures(data_dir: &Path, args: &StatementArgs) -> anyhow::Result<ExitCode> {
     let period = parse_period(&args.period)?;

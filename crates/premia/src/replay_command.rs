@@ -1,4 +1,5 @@
-//! `premia replay` and `premia explain`: the auditor's view, folded again from the raw log.
+//! `premia replay`: statements folded again from the raw log, as of a moment, as a diff
+//! between two moments, or under a what-if scheme.
 //!
 //! Statements are built by the same core function (`LedgerState::statement`) and printed by the
 //! same renderers as `premia statement`, so the two cannot drift apart in shape.
@@ -10,24 +11,18 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use premia_core::compare::{self, ManagerChange, ManagerComparison};
-use premia_core::explain::{self, EntryExplanation, Subject};
 use premia_core::fold::Entry;
 use premia_core::money::{fixed_text, money_grouped};
 use premia_core::statement::EntryView;
 use premia_core::{Period, Scheme, Statement};
-use premia_http::explain as explain_json;
-use premia_ledger::replay::{period_selection, AuditLog, IndexHead, Replayed, Selection};
+use premia_ledger::audit_log::{period_selection, AuditLog, IndexHead, Replayed, Selection};
+use rust_decimal::Decimal;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::cli::{ExplainArgs, Format, ReplayArgs, StatementFormat};
-use crate::commands::progress_bar;
+use crate::cli::{ReplayArgs, StatementFormat};
 use crate::render;
-
-fn parse_period(text: &str) -> anyhow::Result<Period> {
-    Period::parse(text)
-        .with_context(|| format!("{text:?} is not a period; write a calendar month as YYYY-MM, such as 2026-11"))
-}
+use crate::support::{open_indexed, parse_period, progress_bar};
 
 fn parse_day(text: &str, flag: &str) -> anyhow::Result<time::Date> {
     premia_core::calendar::parse_date(text)
@@ -54,15 +49,6 @@ fn periods_of(args: &ReplayArgs) -> anyhow::Result<Vec<Period>> {
         periods.push(last.next());
     }
     Ok(periods)
-}
-
-/// Opens the log and brings the replay index up to date, with a progress bar on a terminal.
-fn open_indexed(data_dir: &Path, command: &str) -> anyhow::Result<(AuditLog, IndexHead)> {
-    let log = AuditLog::open(data_dir, command)?;
-    let bar = progress_bar(None, "indexing the log for replay");
-    let head = log.index(|done, _| bar.set_position(done))?;
-    bar.finish_and_clear();
-    Ok((log, head))
 }
 
 /// A moment: a log seq, or an RFC 3339 time (the last record received by then).
@@ -185,73 +171,26 @@ pub fn replay(data_dir: &Path, args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         Replayer { log: &log, head: &head, manager: args.manager.as_deref(), full: args.full, folded: 0 };
     let fold_started = Instant::now();
     let mut out = io::stdout().lock();
-    if let Some(text) = &args.diff_as_of {
-        let from = moment(&log, text, end, "--diff-as-of")?;
-        if from > until {
-            bail!("--diff-as-of {from} is after the moment compared with ({until}); give the earlier moment to --diff-as-of");
-        }
-        let mut diffs = Vec::new();
-        for &period in &periods {
-            let before = replayer.period(period, from, None)?;
-            let after = replayer.period(period, until, None)?;
-            diffs.push(period_diff(period, from, until, &before, &after, args.manager.as_deref()));
-        }
-        match args.format {
-            StatementFormat::Json => write_json(&mut out, &diffs, args.period.is_some())?,
-            StatementFormat::Text => {
-                for d in &diffs {
-                    diff_text(d, &mut out)?;
-                }
+    match (&args.diff_as_of, &what_if) {
+        (Some(text), _) => {
+            let from = moment(&log, text, end, "--diff-as-of")?;
+            if from > until {
+                bail!("--diff-as-of {from} is after the moment compared with ({until}); give the earlier moment to --diff-as-of");
             }
-            StatementFormat::Csv => bail!("--diff-as-of prints text or json; use --format text or --format json"),
+            replay_diffs(&mut replayer, args, &periods, from, until, &mut out)?;
         }
-    } else if let Some(scheme) = &what_if {
-        let mut comparisons = Vec::new();
-        let mut statements = Vec::new();
-        for &period in &periods {
-            let what = replayer.period(period, until, Some(scheme))?.statement;
-            if args.compare {
-                let actual = replayer.period(period, until, None)?.statement;
-                comparisons.push(Comparison {
-                    period: what.period.clone(),
-                    scheme: scheme.name.clone(),
-                    as_of_seq: until,
-                    managers: compare::compare(&actual, &what),
-                    changes: compare::statement_changes(&actual, &what),
-                });
+        (None, Some(scheme)) => replay_what_if(&mut replayer, args, &periods, scheme, until, &mut out)?,
+        (None, None) => {
+            let mut statements = Vec::new();
+            for &period in &periods {
+                statements.push(replayer.period(period, until, None)?.statement);
             }
-            statements.push(what);
-        }
-        if args.compare {
-            match args.format {
-                StatementFormat::Json => write_json(&mut out, &comparisons, args.period.is_some())?,
-                StatementFormat::Text => {
-                    for c in &comparisons {
-                        comparison_text(c, &mut out)?;
-                    }
-                }
-                StatementFormat::Csv => bail!("--compare prints text or json; use --format text or --format json"),
-            }
-        } else {
             if args.format == StatementFormat::Text {
-                writeln!(
-                    out,
-                    "What-if: the log folded under scheme {:?} in place of the schemes it activated; nothing was written.\n",
-                    scheme.name
-                )?;
+                let moment = if until == end { "the end of the log".to_string() } else { "--as-of".to_string() };
+                writeln!(out, "Replayed from the raw log up to seq {until} ({moment}).\n")?;
             }
             write_statements(&mut out, &statements, args.format, args.period.is_some())?;
         }
-    } else {
-        let mut statements = Vec::new();
-        for &period in &periods {
-            statements.push(replayer.period(period, until, None)?.statement);
-        }
-        if args.format == StatementFormat::Text {
-            let moment = if until == end { "the end of the log".to_string() } else { "--as-of".to_string() };
-            writeln!(out, "Replayed from the raw log up to seq {until} ({moment}).\n")?;
-        }
-        write_statements(&mut out, &statements, args.format, args.period.is_some())?;
     }
     if args.stats {
         eprintln!(
@@ -262,6 +201,84 @@ pub fn replay(data_dir: &Path, args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--diff-as-of`: what changed in each period between the moments `from` and `until`.
+fn replay_diffs(
+    replayer: &mut Replayer<'_>,
+    args: &ReplayArgs,
+    periods: &[Period],
+    from: u64,
+    until: u64,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let mut diffs = Vec::new();
+    for &period in periods {
+        let before = replayer.period(period, from, None)?;
+        let after = replayer.period(period, until, None)?;
+        diffs.push(period_diff(period, from, until, &before, &after, args.manager.as_deref()));
+    }
+    write_text_or_json(out, &diffs, args, "--diff-as-of", diff_text)
+}
+
+/// `--scheme`: the periods' statements under a what-if scheme, or (`--compare`) side by side
+/// with the log's.
+fn replay_what_if(
+    replayer: &mut Replayer<'_>,
+    args: &ReplayArgs,
+    periods: &[Period],
+    scheme: &Scheme,
+    until: u64,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let mut comparisons = Vec::new();
+    let mut statements = Vec::new();
+    for &period in periods {
+        let what = replayer.period(period, until, Some(scheme))?.statement;
+        if args.compare {
+            let actual = replayer.period(period, until, None)?.statement;
+            comparisons.push(Comparison {
+                period: what.period.clone(),
+                scheme: scheme.name.clone(),
+                as_of_seq: until,
+                managers: compare::compare(&actual, &what),
+                changes: compare::statement_changes(&actual, &what),
+            });
+        }
+        statements.push(what);
+    }
+    if args.compare {
+        return write_text_or_json(out, &comparisons, args, "--compare", comparison_text);
+    }
+    if args.format == StatementFormat::Text {
+        writeln!(
+            out,
+            "What-if: the log folded under scheme {:?} in place of the schemes it activated; nothing was written.\n",
+            scheme.name
+        )?;
+    }
+    write_statements(out, &statements, args.format, args.period.is_some())
+}
+
+/// Diffs and comparisons: pretty JSON, or `text` for each; they have no CSV form (`flag` says
+/// which was asked for).
+fn write_text_or_json<T: Serialize, W: Write>(
+    out: &mut W,
+    items: &[T],
+    args: &ReplayArgs,
+    flag: &str,
+    text: impl Fn(&T, &mut W) -> io::Result<()>,
+) -> anyhow::Result<()> {
+    match args.format {
+        StatementFormat::Json => write_json(out, items, args.period.is_some())?,
+        StatementFormat::Text => {
+            for item in items {
+                text(item, out)?;
+            }
+        }
+        StatementFormat::Csv => bail!("{flag} prints text or json; use --format text or --format json"),
+    }
+    Ok(())
 }
 
 /// One value as pretty JSON (as `premia statement` prints it), or several as a JSON array.
@@ -294,8 +311,8 @@ fn write_statements(
                 let mut buffer = Vec::new();
                 render::statement_csv(s, &mut buffer)?;
                 // One header for all periods.
-                let skip = if i == 0 { 0 } else { buffer.iter().position(|&b| b == b'\n').map_or(0, |n| n + 1) };
-                out.write_all(&buffer[skip..])?;
+                let header = buffer.iter().position(|&b| b == b'\n').expect("a statement's CSV starts with its header");
+                out.write_all(&buffer[if i == 0 { 0 } else { header + 1 }..])?;
             }
         }
     }
@@ -365,12 +382,17 @@ fn period_diff(
     }
 }
 
-fn signed(d: rust_decimal::Decimal) -> String {
-    if d >= rust_decimal::Decimal::ZERO {
+fn signed(d: Decimal) -> String {
+    if d >= Decimal::ZERO {
         format!("+{}", money_grouped(d))
     } else {
         money_grouped(d)
     }
+}
+
+/// A figure before, after, and the signed change, as diffs and comparisons print them.
+fn change_cells(before: Decimal, after: Decimal, change: Decimal) -> [String; 3] {
+    [money_grouped(before), money_grouped(after), signed(change)]
 }
 
 fn diff_text(d: &PeriodDiff, out: &mut impl Write) -> io::Result<()> {
@@ -382,14 +404,8 @@ fn diff_text(d: &PeriodDiff, out: &mut impl Write) -> io::Result<()> {
         writeln!(out, "  No change.")?;
     }
     for m in &d.managers {
-        writeln!(
-            out,
-            "  {:<24} total {} -> {} ({})",
-            m.manager_id,
-            money_grouped(m.before.total),
-            money_grouped(m.after.total),
-            signed(m.change.total)
-        )?;
+        let [before, after, change] = change_cells(m.before.total, m.after.total, m.change.total);
+        writeln!(out, "  {:<24} total {before} -> {after} ({change})", m.manager_id)?;
         for (name, b, a, c) in [
             ("commission", m.before.commission, m.after.commission, m.change.commission),
             ("clawback", m.before.clawback, m.after.clawback, m.change.clawback),
@@ -397,7 +413,8 @@ fn diff_text(d: &PeriodDiff, out: &mut impl Write) -> io::Result<()> {
             ("plan bonus", m.before.plan_bonus, m.after.plan_bonus, m.change.plan_bonus),
         ] {
             if !c.is_zero() {
-                writeln!(out, "    {name} {} -> {} ({})", money_grouped(b), money_grouped(a), signed(c))?;
+                let [before, after, change] = change_cells(b, a, c);
+                writeln!(out, "    {name} {before} -> {after} ({change})")?;
             }
         }
         if m.plan_before != m.plan_after {
@@ -406,7 +423,7 @@ fn diff_text(d: &PeriodDiff, out: &mut impl Write) -> io::Result<()> {
                     "actual {} of {} ({} %), bonus {} {}",
                     money_grouped(p.actual),
                     money_grouped(p.target),
-                    fixed_text(p.achievement * rust_decimal::Decimal::ONE_HUNDRED, 2),
+                    fixed_text(p.achievement * Decimal::ONE_HUNDRED, 2),
                     money_grouped(p.bonus),
                     p.status
                 ),
@@ -447,29 +464,15 @@ struct Comparison {
 
 fn comparison_text(c: &Comparison, out: &mut impl Write) -> io::Result<()> {
     writeln!(out, "Period {}: the log's schemes vs what-if scheme {:?} (nothing written)", c.period, c.scheme)?;
-    writeln!(out, "  {:<24} {:>16} {:>16} {:>14}", "manager", "actual", "what-if", "difference")?;
-    let mut sums = [rust_decimal::Decimal::ZERO; 3];
+    comparison_row(out, "manager", ["actual", "what-if", "difference"].map(String::from))?;
+    let mut sums = [Decimal::ZERO; 3];
     for m in &c.managers {
-        writeln!(
-            out,
-            "  {:<24} {:>16} {:>16} {:>14}",
-            m.manager_id,
-            money_grouped(m.actual.total),
-            money_grouped(m.what_if.total),
-            signed(m.difference.total)
-        )?;
+        comparison_row(out, &m.manager_id, change_cells(m.actual.total, m.what_if.total, m.difference.total))?;
         sums[0] += m.actual.total;
         sums[1] += m.what_if.total;
         sums[2] += m.difference.total;
     }
-    writeln!(
-        out,
-        "  {:<24} {:>16} {:>16} {:>14}",
-        "all",
-        money_grouped(sums[0]),
-        money_grouped(sums[1]),
-        signed(sums[2])
-    )?;
+    comparison_row(out, "all", change_cells(sums[0], sums[1], sums[2]))?;
     let changed: usize = c.changes.iter().map(|m| m.entries_added.len() + m.entries_removed.len()).sum();
     if changed > 0 {
         writeln!(out, "  Entries that change:")?;
@@ -485,152 +488,8 @@ fn comparison_text(c: &Comparison, out: &mut impl Write) -> io::Result<()> {
     Ok(())
 }
 
-/// `seq`, `source`, `id`, `type` and arrival of a log record, for naming the events an entry
-/// depends on (the same names `GET /v1/explain/...` gives).
-fn event_names(log: &AuditLog, seq: u64) -> anyhow::Result<Value> {
-    let record = log.record(seq)?.with_context(|| format!("log record {seq} is missing; run `premia verify`"))?;
-    Ok(explain_json::event_names(&record))
-}
-
-/// Which entries of a fold an explanation is about.
-type EntryFilter<'a> = Box<dyn Fn(&Entry) -> bool + 'a>;
-
-pub fn explain(data_dir: &Path, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
-    let (log, head) = open_indexed(data_dir, "explain")?;
-    let end = head.last_seq();
-    let mut index = log.full_index()?;
-    let manager = args.manager.as_deref();
-    // Which records to fold, and which of the entries they book to explain.
-    let mut entry_seq = None;
-    let subject = match (&args.payment, &args.deal) {
-        (Some(id), _) => Some(Subject::Payment(id)),
-        (None, Some(id)) => Some(Subject::Deal(id)),
-        (None, None) => None,
-    };
-    let (seqs, subject_name, keep): (Vec<u64>, String, EntryFilter) = if let Some(subject) = subject {
-        // The component of the payment or deal: every record joined to it by an id.
-        let mut s = index.component_of_key(&subject.index_key());
-        if s.is_empty() {
-            match subject {
-                Subject::Payment(id) => {
-                    bail!("no payment {id:?} is in the log; check the id (payment_id of payment.received)")
-                }
-                Subject::Deal(id) => bail!("no deal {id:?} is in the log; check the id (deal_id of deal.created)"),
-            }
-        }
-        s.extend(head.globals.iter().copied());
-        s.sort_unstable();
-        s.dedup();
-        (s, subject.name(), Box::new(move |e: &Entry| subject.covers(e)))
-    } else if let Some(text) = &args.entry {
-        let digits = text.trim_start_matches("seq").trim_start_matches([':', ' ']);
-        let seq: u64 = digits.parse().with_context(|| {
-            format!(
-                "{text:?} is not an entry ref; give the seq a statement shows beside the entry, such as 123 or seq:123"
-            )
-        })?;
-        if seq == 0 || seq > end {
-            bail!("there is no log record {seq}; the log runs from seq 1 to {end}");
-        }
-        entry_seq = Some(seq);
-        let closed = index.closes().iter().find(|(_, &s)| s == seq).map(|(p, _)| *p);
-        let seqs = match closed {
-            // A close books every plan bonus of its period from the whole period's books.
-            Some(period) => period_selection(&head, &log.period_records(period)?, manager, seq),
-            None => {
-                let mut s = index.component_of_record(seq);
-                s.extend(head.globals.iter().copied());
-                s.sort_unstable();
-                s.dedup();
-                s
-            }
-        };
-        (seqs, format!("log record {seq}"), Box::new(move |e: &Entry| e.seq == seq))
-    } else {
-        bail!("say what to explain: an entry's seq, --payment ID or --deal ID");
-    };
-    let replayed = log.fold(Selection::Seqs(&seqs), &head.schemes, None, |e| keep(e), |_| {})?;
-    let state = &replayed.state;
-    let explanations: Vec<EntryExplanation> = replayed
-        .entries
-        .iter()
-        .filter(|a| manager.is_none_or(|m| &*a.entry.manager_id == m))
-        .map(|a| explain::explain_entry(state, &a.entry, a.applied_at, &a.scheme, a.scheme_seq))
-        .collect();
-    // What became of the subject's records that booked nothing: rejected by a rule, or parked.
-    let outcomes: Vec<Value> =
-        seqs.iter().filter(|s| !head.globals.contains(s)).filter_map(|s| explain_json::unbooked(state, *s)).collect();
-    let mut items = Vec::new();
-    for x in &explanations {
-        items.push(explain_json::item(x, |seq| event_names(&log, seq))?);
-    }
-    let mut out = io::stdout().lock();
-    match args.format {
-        Format::Json => {
-            writeln!(out, "{}", serde_json::to_string_pretty(&explain_json::document(&subject_name, items, outcomes))?)?
-        }
-        Format::Text => {
-            if items.is_empty() {
-                let what = match entry_seq {
-                    Some(seq) => {
-                        let names = event_names(&log, seq).unwrap_or(Value::Null);
-                        format!(
-                            " ({} {} {}); deals, plans, late notices and events a rule refused or that still wait book nothing",
-                            names["type"].as_str().unwrap_or("?"),
-                            names["source"].as_str().unwrap_or("?"),
-                            names["id"].as_str().unwrap_or("?")
-                        )
-                    }
-                    None => String::new(),
-                };
-                writeln!(out, "No entry was booked for {subject_name}{what}.")?;
-            }
-            for (x, v) in explanations.iter().zip(&items) {
-                writeln!(
-                    out,
-                    "{} {} {} for {} in {} (ledger seq {}{})",
-                    x.entry.kind,
-                    money_grouped(x.entry.amount),
-                    x.entry.event.id,
-                    x.manager_id,
-                    x.period,
-                    x.entry.event.seq,
-                    if x.applied_at_seq != x.entry.event.seq {
-                        format!(", applied when seq {} arrived", x.applied_at_seq)
-                    } else {
-                        String::new()
-                    }
-                )?;
-                writeln!(out, "  {}", x.formula)?;
-                writeln!(out, "  rule: {}", x.rule)?;
-                match x.scheme.seq {
-                    Some(seq) => writeln!(out, "  scheme: {:?}, activated at ledger seq {seq}", x.scheme.name)?,
-                    None => writeln!(out, "  scheme: {:?} (built in)", x.scheme.name)?,
-                }
-                for e in v["events"].as_array().into_iter().flatten() {
-                    writeln!(
-                        out,
-                        "  {:<12} seq {:<8} {} {} ({}), received {}",
-                        e["role"].as_str().unwrap_or_default(),
-                        e["seq"],
-                        e["source"].as_str().unwrap_or_default(),
-                        e["id"].as_str().unwrap_or_default(),
-                        e["type"].as_str().unwrap_or_default(),
-                        e["arrived"].as_str().unwrap_or_default()
-                    )?;
-                }
-            }
-            for o in &outcomes {
-                writeln!(
-                    out,
-                    "seq {} {} was {}: {}",
-                    o["seq"],
-                    o["type"].as_str().unwrap_or_default(),
-                    o["outcome"].as_str().unwrap_or_default(),
-                    o["message"].as_str().or(o["waits_for"].as_str()).unwrap_or_default()
-                )?;
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+/// One row of the what-if comparison's table: a manager (or the header, or "all") and three
+/// right-aligned figures.
+fn comparison_row(out: &mut impl Write, first: &str, [actual, what_if, difference]: [String; 3]) -> io::Result<()> {
+    writeln!(out, "  {first:<24} {actual:>16} {what_if:>16} {difference:>14}")
 }

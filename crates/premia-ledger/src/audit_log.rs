@@ -1,4 +1,4 @@
-//! Replays from the raw log: the records are read back and folded by a fresh
+//! The log read back for replays ([`AuditLog`]): the records are folded by a fresh
 //! [`LedgerState`]; the stored fold state (snapshot) and the stored entries are never read.
 //!
 //! A replay of one period folds only the records the period depends on, as listed by the
@@ -18,12 +18,13 @@ use premia_core::replay_index::{PeriodRecords, ReplayIndex};
 use premia_core::{Period, Scheme};
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::{
-    decode_stored_chunk, find_record, for_each_record, log_key, open_sled, seq_of_key, store_error, LedgerError,
-    LOG_PREFIX,
-};
+use crate::error::LedgerError;
 use crate::lock::DirLock;
-use crate::log::{verify_link, Hash, LogRecord, GENESIS_HASH};
+use crate::log::{verify_link, ChunkError, Hash, LogRecord, GENESIS_HASH};
+use crate::store::{
+    chunk_holding, decode_stored_chunk, find_record, for_each_record, open_sled, seq_of_key, sled_config, store_error,
+    LedgerOptions, LOG_PREFIX,
+};
 
 const INDEX_DIR: &str = "replay-index";
 /// Bumped when the files' layout or what the index lists changes: an old index is rebuilt.
@@ -136,8 +137,9 @@ impl AuditLog {
             return Err(AuditError::NoLedger(dir.to_path_buf()));
         }
         let lock = DirLock::acquire(dir, command).map_err(LedgerError::from)?;
-        let config = sled::Config::new().path(dir.join("sled")).cache_capacity(64 << 20).flush_every_ms(None);
-        let db = open_sled(&config).map_err(store_error(dir))?;
+        // The log is read in long runs: a larger cache than the ledger's own.
+        let options = LedgerOptions { cache_bytes: 64 << 20 };
+        let db = open_sled(&sled_config(dir, &options)).map_err(store_error(dir))?;
         Ok(AuditLog { dir: dir.to_path_buf(), db, _lock: lock })
     }
 
@@ -145,8 +147,12 @@ impl AuditLog {
     pub fn last_seq(&self) -> Result<u64, LedgerError> {
         let Some(last) = self.db.scan_prefix(LOG_PREFIX).next_back() else { return Ok(0) };
         let (key, chunk) = last.map_err(store_error(&self.dir))?;
-        let records = decode_stored_chunk(seq_of_key(&key), &chunk)?;
-        Ok(records.last().map_or(0, |r| r.seq))
+        let chunk_seq = seq_of_key(&key)?;
+        match decode_stored_chunk(chunk_seq, &chunk)?.last() {
+            Some(record) => Ok(record.seq),
+            // A batch's log chunk is stored only when it logged a record.
+            None => Err(ChunkError { chunk_seq, offset: 0, what: "the last chunk of the log holds no record" }.into()),
+        }
     }
 
     pub fn record(&self, seq: u64) -> Result<Option<LogRecord>, LedgerError> {
@@ -159,16 +165,10 @@ impl AuditLog {
 
     /// Brings the replay index up to the end of the log (extending or rebuilding it) and returns
     /// its head. `progress(records_indexed)` is called now and then while it works.
-    pub fn index(&self, mut progress: impl FnMut(u64, u64)) -> Result<IndexHead, AuditError> {
+    pub fn index(&self, progress: impl FnMut(u64, u64)) -> Result<IndexHead, AuditError> {
         let last = self.last_seq()?;
         let index_dir = self.index_dir();
-        let head: Option<IndexHead> =
-            read_bincode::<IndexHead>(&index_dir.join("head.bin")).filter(|h| h.format == INDEX_FORMAT);
-        // The head must describe a prefix of this log: its last record has the same hash.
-        let head = head.filter(|h| {
-            h.next_seq == 1 && h.last_hash == GENESIS_HASH
-                || (h.last_seq() <= last && matches!(self.record(h.last_seq()), Ok(Some(r)) if r.hash == h.last_hash))
-        });
+        let head = self.stored_head(last);
         if let Some(h) = &head {
             if h.last_seq() == last {
                 return Ok(h.clone());
@@ -178,7 +178,7 @@ impl AuditLog {
             read_bincode::<IndexState>(&index_dir.join("state.bin"))
                 .filter(|s| s.next_seq == h.next_seq && s.last_hash == h.last_hash)
         });
-        let (mut index, mut last_hash, fresh) = match resumed {
+        let (mut index, last_hash, fresh) = match resumed {
             Some(s) => (s.index, s.last_hash, false),
             None => (ReplayIndex::new(), GENESIS_HASH, true),
         };
@@ -186,6 +186,29 @@ impl AuditLog {
             std::fs::remove_dir_all(&index_dir).map_err(|e| self.io_error(e))?;
         }
         std::fs::create_dir_all(&index_dir).map_err(|e| self.io_error(e))?;
+        let last_hash = self.extend(&mut index, last_hash, last, progress)?;
+        self.write_index(index, last_hash)
+    }
+
+    /// The stored index head, when this version wrote it and it describes a prefix of this log
+    /// (whose last record is `last`): its last record has the same hash.
+    fn stored_head(&self, last: u64) -> Option<IndexHead> {
+        let head = read_bincode::<IndexHead>(&self.index_dir().join("head.bin")).filter(|h| h.format == INDEX_FORMAT);
+        head.filter(|h| {
+            h.next_seq == 1 && h.last_hash == GENESIS_HASH
+                || (h.last_seq() <= last && matches!(self.record(h.last_seq()), Ok(Some(r)) if r.hash == h.last_hash))
+        })
+    }
+
+    /// Adds the records after those `index` covers (up to `last`), checking each link from
+    /// `last_hash`; returns the last record's hash.
+    fn extend(
+        &self,
+        index: &mut ReplayIndex,
+        mut last_hash: Hash,
+        last: u64,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<Hash, AuditError> {
         let from = index.next_seq();
         let total = last + 1 - from;
         let mut done = 0u64;
@@ -210,7 +233,13 @@ impl AuditLog {
             None => AuditError::Ledger(e),
         })?;
         progress(done, total);
-        // Period files first, the head last: the head is what says how far the index goes.
+        Ok(last_hash)
+    }
+
+    /// Writes what changed of the index: period files first, the head last (the head is what
+    /// says how far the index goes).
+    fn write_index(&self, mut index: ReplayIndex, last_hash: Hash) -> Result<IndexHead, AuditError> {
+        let index_dir = self.index_dir();
         let encode = |e: bincode::Error| self.io_error(std::io::Error::other(e.to_string()));
         for period in index.take_dirty() {
             let file = index.period_file(period);
@@ -273,12 +302,7 @@ impl AuditLog {
         for &seq in seqs {
             let in_chunk = chunk.first().is_some_and(|r| r.seq <= seq) && chunk.last().is_some_and(|r| r.seq >= seq);
             if !in_chunk {
-                let found = self.db.range(log_key(0)..=log_key(seq)).next_back();
-                let Some(found) = found else {
-                    return Err(LedgerError::Decode(format!("log record {seq} is missing")));
-                };
-                let (key, value) = found.map_err(store_error(&self.dir))?;
-                chunk = decode_stored_chunk(seq_of_key(&key), &value)?;
+                chunk = chunk_holding(&self.db, &self.dir, seq)?;
             }
             match chunk.binary_search_by_key(&seq, |r| r.seq) {
                 Ok(i) => f(&chunk[i])?,

@@ -1,4 +1,5 @@
-//! The auditor's commands: `verify`, `export`, and the export branch of `ingest` (docs/AUDIT.md).
+//! The auditor's commands on the whole log: `verify`, `export`, and the export branch of
+//! `ingest` (docs/AUDIT.md).
 
 use std::fs::File;
 use std::io::{self, BufRead, BufWriter, Read, Write};
@@ -6,11 +7,12 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use premia_ledger::audit::{import_export, SnapshotCheck, VerifyReport};
+use premia_ledger::export::import_export;
+use premia_ledger::verify::{SnapshotCheck, VerifyReport};
 use serde_json::json;
 
 use crate::cli::{ExportArgs, Format, IngestArgs, VerifyArgs};
-use crate::commands::{open, print_counts, progress_bar};
+use crate::support::{open, print_counts, progress_bar};
 
 /// The exit status of `verify` when the ledger does not match its log (distinct from 1, "cannot
 /// run", and from `rebuild`'s 3).
@@ -35,7 +37,7 @@ pub fn verify(data_dir: &Path, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         wanted.push((period.trim().to_string(), digest.trim().to_ascii_lowercase()));
     }
     let bar = progress_bar(None, "verifying log records");
-    let report = premia_ledger::audit::verify(data_dir, |n| bar.set_position(n))?;
+    let report = premia_ledger::verify::verify(data_dir, |n| bar.set_position(n))?;
     bar.finish_and_clear();
     let paper: Vec<PaperSeal> = wanted
         .into_iter()
@@ -82,13 +84,7 @@ fn verify_text(report: &VerifyReport, out: &mut impl Write) -> io::Result<()> {
     if let Some(first) = report.first_bad_seq() {
         writeln!(out, "VERIFY FAILED: the first bad ledger sequence number is {first}.")?;
         for p in &report.problems {
-            writeln!(
-                out,
-                "  seq {:<10} {:<10} {}",
-                p.seq,
-                serde_json::to_value(p.kind).unwrap_or_default().as_str().unwrap_or("?"),
-                p.message
-            )?;
+            writeln!(out, "  seq {:<10} {:<10} {}", p.seq, p.kind.as_str(), p.message)?;
         }
         writeln!(
             out,
@@ -153,9 +149,9 @@ pub fn export(data_dir: &Path, args: &ExportArgs) -> anyhow::Result<ExitCode> {
         Some(path) => {
             let file =
                 File::create(path).with_context(|| format!("cannot create {}; check the directory", path.display()))?;
-            premia_ledger::audit::export(&ledger, from, to, &mut BufWriter::with_capacity(1 << 20, file))?
+            premia_ledger::export::export(&ledger, from, to, &mut BufWriter::with_capacity(1 << 20, file))?
         }
-        None => premia_ledger::audit::export(
+        None => premia_ledger::export::export(
             &ledger,
             from,
             to,
@@ -220,7 +216,7 @@ pub fn ingest_export(
                     report.already_held
                 );
             }
-            print_counts(&report.counts, Format::Text);
+            print_counts(&report.counts, Format::Text)?;
         }
     }
     Ok(ExitCode::SUCCESS)
