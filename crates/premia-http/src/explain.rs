@@ -7,7 +7,7 @@
 //! the raw log (the replay index picks them), an independent check that needs the data dir lock.
 //! The API cannot take that lock (the serving loop holds it), so [`from_ledger`] reads the
 //! subject's entries from the stored entries, finds their records in the fold state, and derives
-//! when and under which scheme each was booked from that state (`premia_core::audit`: a property
+//! when and under which scheme each was booked from that state (`premia_core::explain`: a property
 //! test holds it to what the fold says). The arithmetic, the rule, the scheme and the events come
 //! out the same; only what became of records a rule refused is left out here (the state keeps
 //! no ids of those; GET /v1/rejected lists them).

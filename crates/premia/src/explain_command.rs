@@ -6,10 +6,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use premia_core::audit::{self, EntryExplanation, Subject};
+use premia_core::explain::{self, EntryExplanation, Subject};
 use premia_core::fold::Entry;
 use premia_core::money::money_grouped;
-use premia_core::replay::ReplayIndex;
+use premia_core::replay_index::ReplayIndex;
 use premia_http::explain as explain_json;
 use premia_ledger::audit_log::{period_selection, AuditLog, IndexHead, Selection};
 use serde_json::Value;
@@ -107,7 +107,7 @@ pub fn explain(data_dir: &Path, args: &ExplainArgs) -> anyhow::Result<ExitCode> 
         .entries
         .iter()
         .filter(|a| manager.is_none_or(|m| &*a.entry.manager_id == m))
-        .map(|a| audit::explain_entry(state, &a.entry, a.applied_at, &a.scheme, a.scheme_seq))
+        .map(|a| explain::explain_entry(state, &a.entry, a.applied_at, &a.scheme, a.scheme_seq))
         .collect();
     // What became of the subject's records that booked nothing: rejected by a rule, or parked.
     let outcomes: Vec<Value> = asked
