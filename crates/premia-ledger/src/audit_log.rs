@@ -2,12 +2,11 @@
 //! [`LedgerState`]; the stored fold state (snapshot) and the stored entries are never read.
 //!
 //! A replay of one period folds only the records the period depends on, as listed by the
-//! replay index (`premia_core::replay`). The index is derived from the log and kept in
-//! `DIR/replay-index/` as a cache, like the snapshot: one small file per period (the seqs to
-//! fold), a head (how far it covers the log, with that record's hash, and the global records),
-//! the arrival times (for `--as-of` a time) and the builder's state (to extend it with records
-//! written later). Reading one period costs its own file, not the whole index. Deleting the
-//! directory only costs a rebuild; an index that does not match the log is rebuilt.
+//! replay index (`premia_core::replay_index`). The index is derived from the log and kept in
+//! `DIR/replay-index/` as a cache, like the snapshot (its files: `index_files`). Reading one
+//! period costs its own file, not the whole index. Deleting the directory only costs a
+//! rebuild; an index that does not match the log, or a damaged file of it, is rebuilt (with a
+//! warning that names the damage).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -16,44 +15,16 @@ use std::sync::Arc;
 use premia_core::fold::{scheme_activation_record, Entry, LedgerState, Outcome};
 use premia_core::replay_index::{PeriodRecords, ReplayIndex};
 use premia_core::{Period, Scheme};
-use serde::{Deserialize, Serialize};
 
+use crate::checked_file::{Checked, FileDamage};
 use crate::error::LedgerError;
+use crate::index_files::{read_arrivals, read_head, read_period, read_state, write_index, INDEX_DIR};
+use crate::integrity::{open_checked, Access};
 use crate::lock::DirLock;
-use crate::log::{verify_link, ChunkError, Hash, LogRecord, GENESIS_HASH};
-use crate::store::{
-    chunk_holding, decode_stored_chunk, find_record, for_each_record, open_sled, seq_of_key, sled_config, store_error,
-    LedgerOptions, LOG_PREFIX,
-};
+use crate::log::{verify_link, Hash, LogRecord, GENESIS_HASH};
+use crate::store::{chunk_holding, find_record, for_each_record, log_end, LedgerOptions};
 
-const INDEX_DIR: &str = "replay-index";
-/// Bumped when the files' layout or what the index lists changes: an old index is rebuilt.
-const INDEX_FORMAT: u32 = 3;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct IndexHead {
-    format: u32,
-    /// Records `1..next_seq` are indexed.
-    pub next_seq: u64,
-    pub last_hash: Hash,
-    /// Scheme activations, closes, unknown records: folded in every replay.
-    pub globals: Vec<u64>,
-    pub schemes: Vec<u64>,
-}
-
-impl IndexHead {
-    /// The last record indexed (0 for an empty log).
-    pub fn last_seq(&self) -> u64 {
-        self.next_seq - 1
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-struct IndexState {
-    next_seq: u64,
-    last_hash: Hash,
-    index: ReplayIndex,
-}
+pub use crate::index_files::IndexHead;
 
 /// Why a replay could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -112,24 +83,6 @@ pub struct AuditLog {
     _lock: DirLock,
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let temporary = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&temporary)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)
-}
-
-fn read_bincode<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
-    let bytes = std::fs::read(path).ok()?;
-    bincode::deserialize(&bytes).ok()
-}
-
-fn period_file_name(period: Period) -> String {
-    format!("period-{period}.bin")
-}
-
 impl AuditLog {
     /// Opens the log in `dir`. Refuses a directory without a ledger rather than creating one.
     pub fn open(dir: &Path, command: &str) -> Result<AuditLog, AuditError> {
@@ -139,20 +92,13 @@ impl AuditLog {
         let lock = DirLock::acquire(dir, command).map_err(LedgerError::from)?;
         // The log is read in long runs: a larger cache than the ledger's own.
         let options = LedgerOptions { cache_bytes: 64 << 20 };
-        let db = open_sled(&sled_config(dir, &options)).map_err(store_error(dir))?;
+        let db = open_checked(dir, dir, &options, Access::Read)?.db;
         Ok(AuditLog { dir: dir.to_path_buf(), db, _lock: lock })
     }
 
     /// The seq of the last log record (0 for an empty log).
     pub fn last_seq(&self) -> Result<u64, LedgerError> {
-        let Some(last) = self.db.scan_prefix(LOG_PREFIX).next_back() else { return Ok(0) };
-        let (key, chunk) = last.map_err(store_error(&self.dir))?;
-        let chunk_seq = seq_of_key(&key)?;
-        match decode_stored_chunk(chunk_seq, &chunk)?.last() {
-            Some(record) => Ok(record.seq),
-            // A batch's log chunk is stored only when it logged a record.
-            None => Err(ChunkError { chunk_seq, offset: 0, what: "the last chunk of the log holds no record" }.into()),
-        }
+        Ok(log_end(&self.db, &self.dir)?.0)
     }
 
     pub fn record(&self, seq: u64) -> Result<Option<LogRecord>, LedgerError> {
@@ -175,7 +121,7 @@ impl AuditLog {
             }
         }
         let resumed = head.and_then(|h| {
-            read_bincode::<IndexState>(&index_dir.join("state.bin"))
+            self.usable(read_state(&index_dir), "its builder's state")
                 .filter(|s| s.next_seq == h.next_seq && s.last_hash == h.last_hash)
         });
         let (mut index, last_hash, fresh) = match resumed {
@@ -187,13 +133,60 @@ impl AuditLog {
         }
         std::fs::create_dir_all(&index_dir).map_err(|e| self.io_error(e))?;
         let last_hash = self.extend(&mut index, last_hash, last, progress)?;
-        self.write_index(index, last_hash)
+        write_index(&index_dir, index, last_hash).map_err(|e| self.io_error(e))
+    }
+
+    /// A file of the index when it can be read: a damaged one is named in a warning (and the
+    /// index rebuilt by the caller), one of another version is silently left for a rebuild.
+    fn usable<T>(&self, read: std::io::Result<Checked<T>>, what: &str) -> Option<T> {
+        match read {
+            Ok(Checked::Read(value)) => Some(value),
+            Ok(Checked::Absent | Checked::OtherFormat(_)) => None,
+            Ok(Checked::Damaged(damage)) => {
+                tracing::warn!(
+                    "{what} in the replay index {} is damaged ({damage}); the index is rebuilt from the log",
+                    self.index_dir().display()
+                );
+                None
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "{what} in the replay index {} cannot be read ({e}); the index is rebuilt from the log",
+                    self.index_dir().display()
+                );
+                None
+            }
+        }
+    }
+
+    /// Reads a file of an index brought up to date by [`index`](Self::index); when it is
+    /// damaged, rebuilds the whole index from the log and reads it again.
+    fn read_indexed<T>(
+        &self,
+        what: &str,
+        read: impl Fn(&Path) -> std::io::Result<Checked<T>>,
+    ) -> Result<Option<T>, AuditError> {
+        let index_dir = self.index_dir();
+        match read(&index_dir) {
+            Ok(Checked::Read(value)) => return Ok(Some(value)),
+            Ok(Checked::Absent) => return Ok(None),
+            other => {
+                self.usable(other, what);
+            }
+        }
+        std::fs::remove_dir_all(&index_dir).map_err(|e| self.io_error(e))?;
+        self.index(|_, _| {})?;
+        match read(&index_dir) {
+            Ok(Checked::Read(value)) => Ok(Some(value)),
+            Ok(Checked::Absent) => Ok(None),
+            _ => Err(AuditError::IndexRead(index_dir)),
+        }
     }
 
     /// The stored index head, when this version wrote it and it describes a prefix of this log
     /// (whose last record is `last`): its last record has the same hash.
     fn stored_head(&self, last: u64) -> Option<IndexHead> {
-        let head = read_bincode::<IndexHead>(&self.index_dir().join("head.bin")).filter(|h| h.format == INDEX_FORMAT);
+        let head = self.usable(read_head(&self.index_dir()), "the head");
         head.filter(|h| {
             h.next_seq == 1 && h.last_hash == GENESIS_HASH
                 || (h.last_seq() <= last && matches!(self.record(h.last_seq()), Ok(Some(r)) if r.hash == h.last_hash))
@@ -236,59 +229,36 @@ impl AuditLog {
         Ok(last_hash)
     }
 
-    /// Writes what changed of the index: period files first, the head last (the head is what
-    /// says how far the index goes).
-    fn write_index(&self, mut index: ReplayIndex, last_hash: Hash) -> Result<IndexHead, AuditError> {
-        let index_dir = self.index_dir();
-        let encode = |e: bincode::Error| self.io_error(std::io::Error::other(e.to_string()));
-        for period in index.take_dirty() {
-            let file = index.period_file(period);
-            let bytes = bincode::serialize(&file).map_err(encode)?;
-            write_atomically(&index_dir.join(period_file_name(period)), &bytes).map_err(|e| self.io_error(e))?;
-        }
-        let arrivals = bincode::serialize(index.arrivals()).map_err(encode)?;
-        write_atomically(&index_dir.join("arrivals.bin"), &arrivals).map_err(|e| self.io_error(e))?;
-        let head = IndexHead {
-            format: INDEX_FORMAT,
-            next_seq: index.next_seq(),
-            last_hash,
-            globals: index.globals().to_vec(),
-            schemes: index.schemes().to_vec(),
-        };
-        let state = IndexState { next_seq: index.next_seq(), last_hash, index };
-        write_atomically(&index_dir.join("state.bin"), &bincode::serialize(&state).map_err(encode)?)
-            .map_err(|e| self.io_error(e))?;
-        write_atomically(&index_dir.join("head.bin"), &bincode::serialize(&head).map_err(encode)?)
-            .map_err(|e| self.io_error(e))?;
-        Ok(head)
-    }
-
     fn io_error(&self, source: std::io::Error) -> AuditError {
         AuditError::IndexWrite { dir: self.index_dir(), source }
     }
 
     /// The records one period depends on (besides the global ones), from its index file. A
-    /// period the index has no file for has no records.
-    pub fn period_records(&self, period: Period) -> Result<PeriodRecords, AuditError> {
-        let path = self.index_dir().join(period_file_name(period));
-        if !path.exists() {
+    /// period the index `head` lists no file for has no records.
+    pub fn period_records(&self, head: &IndexHead, period: Period) -> Result<PeriodRecords, AuditError> {
+        if !head.periods.contains(&period) {
             return Ok(PeriodRecords::default());
         }
-        read_bincode(&path).ok_or_else(|| AuditError::IndexRead(self.index_dir()))
+        let what = format!("the file of {period}");
+        let read = |dir: &Path| match read_period(dir, period) {
+            // The head lists the period: its file must be there.
+            Ok(Checked::Absent) => Ok(Checked::Damaged(FileDamage::Missing)),
+            other => other,
+        };
+        self.read_indexed(&what, read)?.ok_or_else(|| AuditError::IndexRead(self.index_dir()))
     }
 
     /// The whole index, for lookups by deal, payment or record (explain). Call after
     /// [`index`](Self::index).
     pub fn full_index(&self) -> Result<ReplayIndex, AuditError> {
-        read_bincode::<IndexState>(&self.index_dir().join("state.bin"))
-            .map(|s| s.index)
-            .ok_or_else(|| AuditError::IndexRead(self.index_dir()))
+        let state = self.read_indexed("its builder's state", read_state)?;
+        state.map(|s| s.index).ok_or_else(|| AuditError::IndexRead(self.index_dir()))
     }
 
     /// The last record received at or before `ms` (Unix milliseconds).
     pub fn seq_received_by(&self, ms: i64) -> Result<u64, AuditError> {
-        let arrivals: Vec<i64> = read_bincode(&self.index_dir().join("arrivals.bin"))
-            .ok_or_else(|| AuditError::IndexRead(self.index_dir()))?;
+        let arrivals = self.read_indexed("the arrival times", read_arrivals)?;
+        let arrivals = arrivals.ok_or_else(|| AuditError::IndexRead(self.index_dir()))?;
         Ok(arrivals.iter().take_while(|&&a| a <= ms).count() as u64)
     }
 

@@ -2,10 +2,11 @@
 //! tree (its layout: `store`), the fold state's snapshot beside it (`snapshot`), and the writer
 //! thread that makes batches durable (`writer`).
 //!
-//! Recovery: load the snapshot (if any, and if it matches the log), then fold every log record
-//! after the position it covers. The log is only ever appended to, and a batch (its log chunk,
-//! its entries and its rejections) is one atomic sled batch, so after any crash the state is
-//! exactly that of a prefix of the log.
+//! Recovery: check that the store reaches the committed head (`integrity`), load the snapshot
+//! (if any, and if it matches the log), then fold every log record after the position it
+//! covers. The log is only ever appended to, and a batch (its log chunk, its entries, its
+//! rejections and the head after it) is one atomic sled batch, so after any crash the state is
+//! exactly that of a prefix of the log, and never of less than what was committed.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -16,14 +17,15 @@ use premia_core::seal::{seal, Seal};
 use premia_core::{Admission, Event, Period, Rejection, Scheme, Statement};
 
 use crate::error::LedgerError;
+use crate::head::{chain_rejection, CommittedHead};
+use crate::integrity::{open_checked, Access};
 use crate::lock::DirLock;
 use crate::log::{decode_chunk, encode_record, verify_link, Hash, LogRecord, Origin, GENESIS_HASH};
 use crate::snapshot::{load_snapshot, write_snapshot};
 use crate::statement_update::StatementUpdate;
 use crate::store::{
-    applied_entries, find_record, for_each_record, index_entries, next_rejection_id, open_sled, read_cursors,
-    read_entries, read_rejection, read_rejections, sled_config, store_error, write_entries, EntryIndex, LedgerOptions,
-    StoredRejection,
+    applied_entries, find_record, for_each_record, index_entries, read_cursors, read_entries, read_rejection,
+    read_rejections, store_error, write_entries, EntryIndex, LedgerOptions, StoredRejection,
 };
 use crate::writer::{PendingBatch, Writer};
 
@@ -43,6 +45,8 @@ pub struct Ledger {
     state: LedgerState,
     last_hash: Hash,
     next_rejection_id: u64,
+    /// The digest chained over every kept rejection, pending ones included.
+    rejection_hash: Hash,
     pending: PendingBatch,
     /// The log position the stored snapshot covers (its `next_seq`).
     snapshot_next_seq: u64,
@@ -114,9 +118,10 @@ impl Ledger {
     /// the state up to the end of the log.
     pub fn open(dir: &Path, options: &LedgerOptions, command: &str) -> Result<Ledger, LedgerError> {
         let lock = DirLock::acquire(dir, command)?;
-        let db = open_sled(&sled_config(dir, options)).map_err(store_error(dir))?;
+        let checked = open_checked(dir, dir, options, Access::Write)?;
+        let db = checked.db;
         let (mut state, mut last_hash, mut entry_index) = match load_snapshot(dir, &db) {
-            Some(loaded) => loaded,
+            Some(loaded) => (loaded.state, loaded.last_hash, loaded.index),
             None => (LedgerState::new(), GENESIS_HASH, EntryIndex::new()),
         };
         let snapshot_next_seq = state.next_seq();
@@ -130,11 +135,16 @@ impl Ledger {
         if replayed > 0 {
             tracing::info!(replayed, "folded the log records written after the last snapshot");
         }
+        // The fold checked every link after the snapshot, and integrity the end of the log.
+        assert_eq!(state.next_seq() - 1, checked.end.last_seq, "the fold reaches the end of the log");
+        assert_eq!(last_hash, checked.end.chain_hash, "the fold ends on the log's last hash");
+        let head_file = checked.head_file.expect("a writer's store has its head file open");
         Ok(Ledger {
             dir: dir.to_path_buf(),
-            next_rejection_id: next_rejection_id(&db, dir)?,
+            next_rejection_id: checked.end.rejections + 1,
+            rejection_hash: checked.end.rejection_hash,
             cursors: read_cursors(&db, dir)?,
-            writer: Writer::start(db.clone()).map_err(LedgerError::WriterThread)?,
+            writer: Writer::start(db.clone(), head_file).map_err(LedgerError::WriterThread)?,
             _lock: lock,
             db,
             state,
@@ -189,7 +199,7 @@ impl Ledger {
             Admitted::Rejected(rejection) => {
                 let id = self.next_rejection_id;
                 self.next_rejection_id += 1;
-                self.pending.rejections.push(StoredRejection {
+                let stored = StoredRejection {
                     id,
                     arrived_ms,
                     origin,
@@ -197,7 +207,10 @@ impl Ledger {
                     reason: rejection.reason,
                     message: rejection.message.clone(),
                     raw: raw.to_vec(),
-                });
+                };
+                let bytes = bincode::serialize(&stored).expect("a rejection always encodes");
+                self.rejection_hash = chain_rejection(&self.rejection_hash, id, &bytes);
+                self.pending.rejections.push((id, bytes));
             }
         }
         admitted
@@ -238,7 +251,14 @@ impl Ledger {
         if self.pending_writes() == 0 {
             return Ok(self.writer.submitted());
         }
-        let pending = std::mem::take(&mut self.pending);
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.head = CommittedHead {
+            generation: 0,
+            last_seq: self.state.next_seq() - 1,
+            chain_hash: self.last_hash,
+            rejections: self.next_rejection_id - 1,
+            rejection_hash: self.rejection_hash,
+        };
         assert_eq!(pending.first_seq.is_some(), pending.records > 0, "a batch's chunk starts at its first record");
         assert!(pending.first_seq.is_some() || pending.entries.is_empty(), "only logged records book entries");
         if let Some(first_seq) = pending.first_seq {

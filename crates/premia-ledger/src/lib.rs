@@ -7,19 +7,25 @@
 //! `export`, `audit_log` (the log read back for replays).
 
 pub mod audit_log;
+pub mod checked_file;
 pub mod counts;
 pub mod error;
 pub mod export;
+pub mod head;
+mod index_files;
 pub mod ingest;
+pub mod integrity;
 pub mod ledger;
 pub mod lock;
 pub mod log;
 pub mod read_model;
 pub mod serving;
-mod snapshot;
+pub mod snapshot;
 pub mod statement_update;
 mod store;
 pub mod verify;
+mod verify_head;
+mod verify_index;
 mod writer;
 
 pub use counts::Counts;

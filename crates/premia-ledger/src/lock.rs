@@ -33,26 +33,45 @@ impl DirLock {
                 writeln!(file, "pid {} running `premia {command}`", std::process::id()).map_err(io)?;
                 Ok(DirLock { _file: file })
             }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                // The holder writes its line just after it takes the lock: give it a moment.
-                let mut holder = String::new();
-                for _ in 0..20 {
-                    holder.clear();
-                    let _ = file.rewind();
-                    let _ = file.read_to_string(&mut holder);
-                    if !holder.trim().is_empty() {
-                        break;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                let holder = holder.trim();
-                let holder =
-                    if holder.is_empty() { "a process that did not say which".to_string() } else { holder.to_string() };
-                Err(LockError::Held { dir: dir.to_path_buf(), holder })
-            }
+            Err(std::fs::TryLockError::WouldBlock) => Err(held(dir, &mut file)),
             Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
         }
     }
+
+    /// The same exclusive lock, for a command that must write nothing at all in the data dir
+    /// (`verify`): the lock file is opened read-only and left as it is. A data dir without one
+    /// has no holder to keep out (a holder keeps its file), so there is nothing to lock.
+    pub fn acquire_read_only(dir: &Path) -> Result<Option<DirLock>, LockError> {
+        let io = |source| LockError::Io { dir: dir.to_path_buf(), source };
+        let mut file = match File::open(dir.join("premia.lock")) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        match file.try_lock() {
+            Ok(()) => Ok(Some(DirLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Err(held(dir, &mut file)),
+            Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+        }
+    }
+}
+
+/// The refusal when another process holds the lock, naming it from the file's line.
+fn held(dir: &Path, file: &mut File) -> LockError {
+    // The holder writes its line just after it takes the lock: give it a moment.
+    let mut holder = String::new();
+    for _ in 0..20 {
+        holder.clear();
+        let _ = file.rewind();
+        let _ = file.read_to_string(&mut holder);
+        if !holder.trim().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let holder = holder.trim();
+    let holder = if holder.is_empty() { "a process that did not say which".to_string() } else { holder.to_string() };
+    LockError::Held { dir: dir.to_path_buf(), holder }
 }
 
 #[cfg(test)]
@@ -67,5 +86,21 @@ mod tests {
         assert!(err.contains(&format!("pid {} running `premia serve`", std::process::id())), "{err}");
         drop(first);
         DirLock::acquire(dir.path(), "statement").unwrap();
+    }
+
+    #[test]
+    fn a_read_only_holder_keeps_writers_out_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(DirLock::acquire_read_only(dir.path()).unwrap().is_none(), "no lock file, nothing to hold");
+        drop(DirLock::acquire(dir.path(), "ingest").unwrap());
+        let before = std::fs::read(dir.path().join("premia.lock")).unwrap();
+        let reader = DirLock::acquire_read_only(dir.path()).unwrap().expect("the lock file is there");
+        let err = DirLock::acquire(dir.path(), "serve").unwrap_err().to_string();
+        assert!(err.contains("pid"), "{err}");
+        drop(reader);
+        assert_eq!(std::fs::read(dir.path().join("premia.lock")).unwrap(), before);
+        let writer = DirLock::acquire(dir.path(), "serve").unwrap();
+        assert!(DirLock::acquire_read_only(dir.path()).is_err());
+        drop(writer);
     }
 }

@@ -1,29 +1,55 @@
-//! The snapshot of the fold state, `DIR/snapshot.bin`: written whole, read back only when it
-//! matches the log.
+//! The snapshot of the fold state, `DIR/snapshot.bin`: written whole, read back only when it is
+//! undamaged and matches the log.
 //!
 //! It lives beside the store rather than in it: it is derived data (a cache of folding the
 //! log), hundreds of megabytes for millions of events, and sled is built for many small values
-//! rather than one huge one. It is written to a temporary file, synced and renamed, so it is
-//! always a whole snapshot of some committed prefix of the log.
+//! rather than one huge one. It is a checked file (`checked_file`: kind, format, length and
+//! checksum in a header; temporary file, sync, rename), so it is always a whole snapshot of
+//! some committed prefix of the log, and damage to it is named rather than decoded. Its body
+//! starts with the seq and chain hash of the last record it covers.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use premia_core::fold::LedgerState;
 use serde::{Deserialize, Serialize};
 
+use crate::checked_file::{decode_part, read_checked, write_checked, Checked};
+use crate::integrity::hex;
 use crate::log::Hash;
 use crate::store::{find_record, EntryIndex};
 
 pub(crate) const SNAPSHOT_FILE: &str = "snapshot.bin";
+pub const SNAPSHOT_KIND: &[u8; 4] = b"SNAP";
 /// Bumped whenever the snapshot's layout changes; an old snapshot is then ignored and the state
 /// rebuilt from the log, which never changes format silently.
-const SNAPSHOT_FORMAT: u32 = 3;
+pub const SNAPSHOT_FORMAT: u32 = 4;
 
+/// Which prefix of the log a snapshot covers.
 #[derive(Serialize, Deserialize)]
-struct SnapshotHeader {
-    format: u32,
-    /// The hash of the last log record the state covers.
+struct Covers {
+    last_seq: u64,
     last_hash: Hash,
+}
+
+/// A snapshot read back and checked against the log.
+pub(crate) struct Snapshot {
+    pub state: LedgerState,
+    pub last_hash: Hash,
+    pub index: EntryIndex,
+}
+
+/// What is in `DIR/snapshot.bin`.
+pub(crate) enum SnapshotRead {
+    Absent,
+    /// Written by another version of premia: not damage, the log is folded instead.
+    OtherFormat(u32),
+    /// Damaged, or not a snapshot of this log: the sentence says which.
+    Damaged(String),
+    Usable(Snapshot),
+}
+
+pub(crate) fn snapshot_path(dir: &Path) -> PathBuf {
+    dir.join(SNAPSHOT_FILE)
 }
 
 /// Writes the snapshot of `state` (which covers the log up to the record whose hash is
@@ -34,50 +60,66 @@ pub(crate) fn write_snapshot(
     state: &LedgerState,
     index: &EntryIndex,
 ) -> std::io::Result<()> {
-    use std::io::Write;
-    let header = SnapshotHeader { format: SNAPSHOT_FORMAT, last_hash };
-    let temporary = dir.join("snapshot.tmp");
-    let file = std::fs::File::create(&temporary)?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    let encode = |e: bincode::Error| std::io::Error::other(e.to_string());
-    bincode::serialize_into(&mut out, &header).map_err(encode)?;
-    bincode::serialize_into(&mut out, state).map_err(encode)?;
-    bincode::serialize_into(&mut out, index).map_err(encode)?;
-    out.flush()?;
-    let file = out.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, dir.join(SNAPSHOT_FILE))?;
-    std::fs::File::open(dir)?.sync_all()
+    let covers = Covers { last_seq: state.next_seq() - 1, last_hash };
+    write_checked(&snapshot_path(dir), SNAPSHOT_KIND, SNAPSHOT_FORMAT, &[&covers, state, index])
 }
 
-/// The stored snapshot, when there is one that this version can read and that matches the log.
-pub(crate) fn load_snapshot(dir: &Path, db: &sled::Db) -> Option<(LedgerState, Hash, EntryIndex)> {
-    let file = std::fs::File::open(dir.join(SNAPSHOT_FILE)).ok()?;
-    let mut input = std::io::BufReader::with_capacity(1 << 20, file);
-    let header: SnapshotHeader = bincode::deserialize_from(&mut input).ok()?;
-    if header.format != SNAPSHOT_FORMAT {
-        tracing::warn!("the snapshot is from another version of premia; folding the whole log");
-        return None;
-    }
-    let decoded = bincode::deserialize_from::<_, LedgerState>(&mut input)
-        .and_then(|state| bincode::deserialize_from::<_, EntryIndex>(&mut input).map(|index| (state, index)));
-    let (mut state, index) = match decoded {
-        Ok(decoded) => decoded,
-        Err(e) => {
-            tracing::warn!(error = %e, "the snapshot cannot be read; folding the whole log");
-            return None;
-        }
+/// Reads the stored snapshot and checks that the log `db` holds the record it ends on, with the
+/// same hash.
+pub(crate) fn read_snapshot(dir: &Path, db: &sled::Db) -> SnapshotRead {
+    let read = read_checked(&snapshot_path(dir), SNAPSHOT_KIND, SNAPSHOT_FORMAT, |input, limit| {
+        let covers: Covers = decode_part(input, limit)?;
+        let state: LedgerState = decode_part(input, limit)?;
+        let index: EntryIndex = decode_part(input, limit)?;
+        Ok((covers, state, index))
+    });
+    let (covers, mut state, index) = match read {
+        Err(e) => return SnapshotRead::Damaged(format!("it cannot be read: {e}")),
+        Ok(Checked::Absent) => return SnapshotRead::Absent,
+        Ok(Checked::OtherFormat(format)) => return SnapshotRead::OtherFormat(format),
+        Ok(Checked::Damaged(damage)) => return SnapshotRead::Damaged(damage.to_string()),
+        Ok(Checked::Read(read)) => read,
     };
+    if covers.last_seq + 1 != state.next_seq() {
+        return SnapshotRead::Damaged(format!(
+            "it says it covers the log up to seq {}, but its state continues at seq {}",
+            covers.last_seq,
+            state.next_seq()
+        ));
+    }
     // A snapshot is only ever written after the log it covers: its last record must be there,
-    // with the same hash. Anything else (a restored backup of one but not the other) is ignored.
-    let last_seq = state.next_seq() - 1;
-    if last_seq > 0 {
-        let found = find_record(db, dir, last_seq).ok().flatten().map(|r| r.hash);
-        if found != Some(header.last_hash) {
-            tracing::warn!(last_seq, "the snapshot does not match the log; folding the whole log");
-            return None;
+    // with the same hash.
+    if covers.last_seq > 0 {
+        let found = find_record(db, dir, covers.last_seq).ok().flatten().map(|r| r.hash);
+        if found != Some(covers.last_hash) {
+            return SnapshotRead::Damaged(format!(
+                "it covers the log up to seq {} with chain hash {}, but the log has {} there",
+                covers.last_seq,
+                hex(&covers.last_hash),
+                found.map_or_else(|| "no such record".to_string(), |h| hex(&h))
+            ));
         }
     }
     state.after_load();
-    Some((state, header.last_hash, index))
+    SnapshotRead::Usable(Snapshot { state, last_hash: covers.last_hash, index })
+}
+
+/// The stored snapshot when it can be used; otherwise the log is folded from the start, with a
+/// warning when the snapshot is damaged.
+pub(crate) fn load_snapshot(dir: &Path, db: &sled::Db) -> Option<Snapshot> {
+    match read_snapshot(dir, db) {
+        SnapshotRead::Usable(snapshot) => Some(snapshot),
+        SnapshotRead::Absent => None,
+        SnapshotRead::OtherFormat(format) => {
+            tracing::warn!(format, "the snapshot was written by another version of premia; folding the whole log");
+            None
+        }
+        SnapshotRead::Damaged(why) => {
+            tracing::warn!(
+                "the snapshot {} is damaged ({why}); folding the whole log instead. `premia verify` says whether anything else is",
+                snapshot_path(dir).display()
+            );
+            None
+        }
+    }
 }

@@ -8,6 +8,7 @@
 //! | `ent` + first seq (BE) | the entries the records of that chunk booked, LZ4-compressed |
 //! | `rej` + id (BE)        | a line rejected by validation or as a conflict, raw bytes kept |
 //! | `cur` + name           | an input's position (a JetStream stream sequence), written in the same batch as what it covers |
+//! | `hed`                  | the committed head after the last batch (`head.rs`), written in every batch |
 //!
 //! Entries are derived data, but they are kept in the store rather than in memory: a statement
 //! reads the entry chunks of its period (an in-memory index, [`EntryIndex`], says which), and
@@ -20,13 +21,18 @@ use premia_core::fold::{Entry, Folded, Outcome};
 use premia_core::{Period, Reason};
 use serde::{Deserialize, Serialize};
 
+use crate::checked_file::decode_exact;
 use crate::error::LedgerError;
+use crate::head::CommittedHead;
 use crate::log::{decode_chunk, ChunkError, LogRecord, Origin};
 
 pub(crate) const LOG_PREFIX: &[u8] = b"log";
 pub(crate) const ENTRY_PREFIX: &[u8] = b"ent";
 pub(crate) const REJECTION_PREFIX: &[u8] = b"rej";
 pub(crate) const CURSOR_PREFIX: &[u8] = b"cur";
+/// The committed head as of the last batch, kept in the store too: a head file that goes
+/// missing while the store still says what it committed is damage, not a new ledger.
+pub(crate) const HEAD_KEY: &[u8] = b"hed";
 /// Every prefix is this long.
 const PREFIX_LEN: usize = 3;
 /// A prefix and a big-endian `u64`: the keys of log chunks, entry chunks and rejections.
@@ -146,7 +152,7 @@ pub(crate) fn read_entries(db: &sled::Db, dir: &Path, chunk_seq: u64) -> Result<
     let Some(value) = db.get(entry_key(chunk_seq)).map_err(store_error(dir))? else { return Ok(Vec::new()) };
     let bytes = lz4_flex::decompress_size_prepended(&value)
         .map_err(|e| LedgerError::Decode(format!("entries of chunk {chunk_seq}: {e}")))?;
-    bincode::deserialize(&bytes).map_err(|e| LedgerError::Decode(format!("entries of chunk {chunk_seq}: {e}")))
+    decode_exact(&bytes).map_err(|e| LedgerError::Decode(format!("entries of chunk {chunk_seq}: {e}")))
 }
 
 /// Writes the entries of the log chunk starting at `chunk_seq` over the stored ones.
@@ -228,6 +234,41 @@ pub(crate) fn next_rejection_id(db: &sled::Db, dir: &Path) -> Result<u64, Ledger
     }
 }
 
+/// The last log record's seq and hash (0 and the genesis hash for an empty log).
+pub(crate) fn log_end(db: &sled::Db, dir: &Path) -> Result<(u64, crate::log::Hash), LedgerError> {
+    let Some(last) = db.scan_prefix(LOG_PREFIX).next_back() else { return Ok((0, crate::log::GENESIS_HASH)) };
+    let (key, chunk) = last.map_err(store_error(dir))?;
+    let chunk_seq = seq_of_key(&key)?;
+    match decode_stored_chunk(chunk_seq, &chunk)?.last() {
+        Some(record) => Ok((record.seq, record.hash)),
+        // A batch's log chunk is stored only when it logged a record.
+        None => Err(ChunkError { chunk_seq, offset: 0, what: "the last chunk of the log holds no record" }.into()),
+    }
+}
+
+/// The committed head the store holds (written with every batch), if any.
+pub(crate) fn read_store_head(db: &sled::Db, dir: &Path) -> Result<Option<CommittedHead>, LedgerError> {
+    match db.get(HEAD_KEY).map_err(store_error(dir))? {
+        None => Ok(None),
+        Some(bytes) => CommittedHead::decode(&bytes)
+            .map(Some)
+            .map_err(|damage| LedgerError::StoreHeadDamaged { dir: dir.to_path_buf(), damage: damage.to_string() }),
+    }
+}
+
+/// The stored rejections' raw values, in id order, for the digest chained over them.
+pub(crate) fn for_each_stored_rejection(
+    db: &sled::Db,
+    dir: &Path,
+    mut f: impl FnMut(u64, &[u8]) -> Result<(), LedgerError>,
+) -> Result<(), LedgerError> {
+    for item in db.scan_prefix(REJECTION_PREFIX) {
+        let (key, value) = item.map_err(store_error(dir))?;
+        f(seq_of_key(&key)?, &value)?;
+    }
+    Ok(())
+}
+
 /// The stored position of every input, by name.
 pub(crate) fn read_cursors(db: &sled::Db, dir: &Path) -> Result<BTreeMap<String, u64>, LedgerError> {
     let mut cursors = BTreeMap::new();
@@ -249,14 +290,14 @@ pub(crate) fn read_rejections(db: &sled::Db, dir: &Path) -> Result<Vec<StoredRej
         .values()
         .map(|v| {
             let bytes = v.map_err(store_error(dir))?;
-            bincode::deserialize(&bytes).map_err(|e| LedgerError::Decode(e.to_string()))
+            decode_exact(&bytes).map_err(|e| LedgerError::Decode(format!("a kept rejection: {e}")))
         })
         .collect()
 }
 
 pub(crate) fn read_rejection(db: &sled::Db, dir: &Path, id: u64) -> Result<Option<StoredRejection>, LedgerError> {
     match db.get(rejection_key(id)).map_err(store_error(dir))? {
-        Some(bytes) => bincode::deserialize(&bytes).map(Some).map_err(|e| LedgerError::Decode(e.to_string())),
+        Some(bytes) => decode_exact(&bytes).map(Some).map_err(|e| LedgerError::Decode(format!("rejection {id}: {e}"))),
         None => Ok(None),
     }
 }

@@ -1,6 +1,11 @@
-//! `premia verify` (docs/AUDIT.md): the whole hash chain, and a fold of the log from nothing
-//! compared with every stored entry, the snapshot and the seals of closed periods, writing
-//! nothing. Damage is reported with the first sequence number it concerns.
+//! `premia verify` (docs/AUDIT.md): the whole hash chain against the committed head, and a fold
+//! of the log from nothing compared with every stored entry, the kept rejections, the snapshot
+//! and the seals of closed periods, writing nothing. Damage is reported with the first sequence
+//! number it concerns.
+//!
+//! Writing nothing: sled writes as it opens (its recovery), so verify opens a private copy of
+//! the store in a temporary directory; the data dir's lock file is locked read-only and its
+//! other files are only read.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -13,11 +18,13 @@ use serde::Serialize;
 use crate::error::LedgerError;
 use crate::lock::DirLock;
 use crate::log::{decode_readable_prefix, verify_link, Hash, LogRecord, GENESIS_HASH};
-use crate::snapshot::{load_snapshot, SNAPSHOT_FILE};
+use crate::snapshot::{read_snapshot, Snapshot, SnapshotRead, SNAPSHOT_FILE};
 use crate::store::{
     applied_entries, decode_stored_chunk, decompress_chunk, index_entries, open_sled, read_entries, seq_of_key,
     sled_config, store_error, EntryIndex, LedgerOptions, ENTRY_PREFIX, LOG_PREFIX,
 };
+use crate::verify_head::{check_log_reaches, check_rejections, read_heads};
+use crate::verify_index::IndexCheck;
 
 /// What kind of damage `verify` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -37,6 +44,14 @@ pub enum ProblemKind {
     Snapshot,
     /// A closed period's seal from the stored entries differs from the one from the fold.
     Seal,
+    /// The committed head is damaged or missing, or the log does not reach it.
+    Head,
+    /// A kept rejection is missing, unreadable or changed.
+    Rejections,
+    /// The store itself cannot be opened.
+    Store,
+    /// A file of the replay index is damaged or differs from the log.
+    ReplayIndex,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -48,14 +63,15 @@ pub struct Problem {
 }
 
 /// How the snapshot compared with the fold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SnapshotCheck {
     /// There is no snapshot file (it is only a cache).
     Absent,
-    /// There is one, but this version cannot use it or it does not match the log's end; the
-    /// ledger ignores it and folds the log instead.
+    /// There is one, written by another version of premia; the ledger folds the log instead.
     Unused,
+    /// It is damaged, or is not a snapshot of this log (reported as a problem too).
+    Damaged { reason: String },
     /// The fold never reached the position it covers (the chain broke before).
     NotReached,
     /// It equals the fold at the position it covers.
@@ -77,6 +93,10 @@ pub struct SealCheck {
 pub struct VerifyReport {
     /// Log records whose link was checked and that were folded.
     pub records: u64,
+    /// The last log record the ledger committed (its head), when it says.
+    pub committed_seq: Option<u64>,
+    /// Kept rejections read and chained.
+    pub rejections: u64,
     pub chunks: u64,
     /// Entries compared with the stored ones.
     pub entries: u64,
@@ -98,11 +118,31 @@ impl ProblemKind {
             ProblemKind::Entries => "entries",
             ProblemKind::Snapshot => "snapshot",
             ProblemKind::Seal => "seal",
+            ProblemKind::Head => "head",
+            ProblemKind::Rejections => "rejections",
+            ProblemKind::Store => "store",
+            ProblemKind::ReplayIndex => "replay_index",
         }
     }
 }
 
 impl VerifyReport {
+    /// The report on a store that cannot even be opened.
+    fn unopened(message: String) -> VerifyReport {
+        VerifyReport {
+            records: 0,
+            committed_seq: None,
+            rejections: 0,
+            chunks: 0,
+            entries: 0,
+            last_seq: 0,
+            last_hash: hex(&GENESIS_HASH),
+            snapshot: SnapshotCheck::NotReached,
+            seals: Vec::new(),
+            problems: vec![Problem { seq: 0, kind: ProblemKind::Store, message }],
+        }
+    }
+
     pub fn intact(&self) -> bool {
         self.problems.is_empty()
     }
@@ -119,6 +159,8 @@ pub enum VerifyError {
     NoLedger(PathBuf),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error("cannot make a private copy of the store to verify: {0}. verify copies DIR/sled to the temporary directory (TMPDIR) so that it writes nothing in the data dir: check the free space there, or point TMPDIR elsewhere")]
+    Scratch(String),
 }
 
 /// Checks the ledger in `dir` without writing to it: every link of the hash chain, and a fold
@@ -130,9 +172,16 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(u64)) -> Result<VerifyReport,
     if !dir.join("sled").is_dir() {
         return Err(VerifyError::NoLedger(dir.to_path_buf()));
     }
-    let _lock = DirLock::acquire(dir, "verify").map_err(LedgerError::from)?;
-    let db = open_sled(&sled_config(dir, &LedgerOptions::default())).map_err(store_error(dir))?;
+    let _lock = DirLock::acquire_read_only(dir).map_err(LedgerError::from)?;
+    let copy = private_copy(dir)?;
+    let db = match open_copy(copy.path()) {
+        Ok(db) => db,
+        Err(message) => return Ok(VerifyReport::unopened(message)),
+    };
+    let heads = read_heads(dir, &db);
     let mut verifier = Verifier::new(dir, &db);
+    verifier.problems.extend(heads.problems);
+    verifier.index_check = IndexCheck::start(dir, &mut verifier.problems);
     for item in db.scan_prefix(LOG_PREFIX) {
         let (key, value) = item.map_err(store_error(dir))?;
         if verifier.log_chunk(&key, &value) {
@@ -141,9 +190,54 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(u64)) -> Result<VerifyReport,
     }
     verifier.snapshot_never_reached();
     verifier.entries_without_log(db.scan_prefix(ENTRY_PREFIX).keys())?;
+    if let Some(head) = &heads.committed {
+        check_log_reaches(head, &db, dir, verifier.state.next_seq() - 1, &mut verifier.problems);
+    }
+    let rejections = check_rejections(heads.committed.as_ref(), &db, dir, &mut verifier.problems);
+    if let Some(index_check) = verifier.index_check.take() {
+        if !verifier.broken {
+            index_check.finish(dir, &mut verifier.problems);
+        }
+    }
     let seals = verifier.seals();
     progress(verifier.records);
-    Ok(verifier.report(seals))
+    let mut report = verifier.report(seals);
+    report.committed_seq = heads.committed.map(|h| h.last_seq);
+    report.rejections = rejections;
+    Ok(report)
+}
+
+/// A copy of the data dir's store in a temporary directory, for sled to open (and recover, and
+/// write) without touching the original.
+fn private_copy(dir: &Path) -> Result<tempfile::TempDir, VerifyError> {
+    let scratch =
+        tempfile::Builder::new().prefix("premia-verify-").tempdir().map_err(|e| VerifyError::Scratch(e.to_string()))?;
+    copy_tree(&dir.join("sled"), &scratch.path().join("sled")).map_err(|e| VerifyError::Scratch(e.to_string()))?;
+    Ok(scratch)
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Opens the copied store; a store sled cannot open (or panics on) is damage, said in a sentence.
+fn open_copy(root: &Path) -> Result<sled::Db, String> {
+    let config = sled_config(root, &LedgerOptions::default());
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| open_sled(&config))) {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(e)) => Err(format!("the ledger store cannot be opened: {e}")),
+        Err(_) => Err("the ledger store cannot be opened: sled failed while reading it back".to_string()),
+    }
 }
 
 /// A walk over the log, in order, folding it from nothing and comparing as it goes.
@@ -151,7 +245,7 @@ struct Verifier<'a> {
     dir: &'a Path,
     db: &'a sled::Db,
     /// The stored snapshot, when the ledger would use it.
-    snapshot: Option<(LedgerState, Hash, EntryIndex)>,
+    snapshot: Option<Snapshot>,
     snapshot_check: SnapshotCheck,
     problems: Vec<Problem>,
     state: LedgerState,
@@ -168,23 +262,35 @@ struct Verifier<'a> {
     log_chunks: BTreeSet<u64>,
     /// Whether the fold stopped: nothing after the first break is compared.
     broken: bool,
+    /// The replay index rebuilt alongside, when the data dir has one.
+    index_check: Option<IndexCheck>,
 }
 
 impl<'a> Verifier<'a> {
     fn new(dir: &'a Path, db: &'a sled::Db) -> Verifier<'a> {
-        let snapshot_present = dir.join(SNAPSHOT_FILE).is_file();
-        let snapshot = load_snapshot(dir, db);
-        let snapshot_check = match (&snapshot, snapshot_present) {
-            (Some(_), _) => SnapshotCheck::NotReached,
-            (None, true) => SnapshotCheck::Unused,
-            (None, false) => SnapshotCheck::Absent,
+        let mut problems = Vec::new();
+        let (snapshot, snapshot_check) = match read_snapshot(dir, db) {
+            SnapshotRead::Usable(snapshot) => (Some(snapshot), SnapshotCheck::NotReached),
+            SnapshotRead::Absent => (None, SnapshotCheck::Absent),
+            SnapshotRead::OtherFormat(_) => (None, SnapshotCheck::Unused),
+            SnapshotRead::Damaged(reason) => {
+                problems.push(Problem {
+                    seq: 0,
+                    kind: ProblemKind::Snapshot,
+                    message: format!(
+                        "the snapshot {} is damaged ({reason}); delete it (it is a cache of the log) or restore the data dir",
+                        dir.join(SNAPSHOT_FILE).display()
+                    ),
+                });
+                (None, SnapshotCheck::Damaged { reason })
+            }
         };
         Verifier {
             dir,
             db,
             snapshot,
             snapshot_check,
-            problems: Vec::new(),
+            problems,
             state: LedgerState::new(),
             last_hash: GENESIS_HASH,
             index: EntryIndex::new(),
@@ -196,6 +302,7 @@ impl<'a> Verifier<'a> {
             closes: BTreeMap::new(),
             log_chunks: BTreeSet::new(),
             broken: false,
+            index_check: None,
         }
     }
 
@@ -253,6 +360,9 @@ impl<'a> Verifier<'a> {
             }
             self.last_hash = record.hash;
             self.records += 1;
+            if let Some(index_check) = &mut self.index_check {
+                index_check.add(&record);
+            }
         }
         if let Some(message) = unreadable {
             self.break_at(self.state.next_seq(), ProblemKind::Unreadable, message);
@@ -292,12 +402,12 @@ impl<'a> Verifier<'a> {
     /// Compares the snapshot with the fold when the fold is where it covers. A snapshot is
     /// written only after a committed batch, so it covers a chunk boundary.
     fn compare_snapshot(&mut self) {
-        let Some((snapshot_state, snapshot_hash, snapshot_index)) = &self.snapshot else { return };
-        if snapshot_state.next_seq() != self.state.next_seq() {
+        let Some(snapshot) = &self.snapshot else { return };
+        if snapshot.state.next_seq() != self.state.next_seq() {
             return;
         }
         let next_seq = self.state.next_seq();
-        if *snapshot_state == self.state && *snapshot_hash == self.last_hash && *snapshot_index == self.index {
+        if snapshot.state == self.state && snapshot.last_hash == self.last_hash && snapshot.index == self.index {
             self.snapshot_check = SnapshotCheck::Identical { next_seq };
         } else {
             self.snapshot_check = SnapshotCheck::Differs { next_seq };
@@ -316,12 +426,11 @@ impl<'a> Verifier<'a> {
     /// An intact log that never reached the snapshot's position at the end of a batch: the
     /// snapshot claims a position the store never committed on its own.
     fn snapshot_never_reached(&mut self) {
-        let (false, SnapshotCheck::NotReached, Some((snapshot_state, _, _))) =
-            (self.broken, self.snapshot_check, &self.snapshot)
+        let (false, SnapshotCheck::NotReached, Some(snapshot)) = (self.broken, &self.snapshot_check, &self.snapshot)
         else {
             return;
         };
-        let covered = snapshot_state.next_seq() - 1;
+        let covered = snapshot.state.next_seq() - 1;
         self.problems.push(Problem {
             seq: covered,
             kind: ProblemKind::Snapshot,
@@ -394,6 +503,8 @@ impl<'a> Verifier<'a> {
         self.problems.sort_by_key(|p| p.seq);
         VerifyReport {
             records: self.records,
+            committed_seq: None,
+            rejections: 0,
             chunks: self.chunks,
             entries: self.entries_checked,
             last_seq: self.state.next_seq() - 1,

@@ -5,18 +5,34 @@ use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 
 use premia_core::fold::Entry;
 
-use crate::store::{cursor_key, entry_key, log_key, rejection_key, StoredRejection};
+use crate::head::{CommittedHead, HeadFile};
+use crate::store::{cursor_key, entry_key, log_key, rejection_key, HEAD_KEY};
 
-/// Writes not yet committed: one chunk of log records, the entries they booked and the
-/// rejections that came with them.
-#[derive(Default)]
+/// Writes not yet committed: one chunk of log records, the entries they booked, the
+/// rejections that came with them (id and stored bytes), and the head after them.
 pub(crate) struct PendingBatch {
     pub chunk: Vec<u8>,
     pub first_seq: Option<u64>,
     pub records: usize,
     pub entries: Vec<Entry>,
-    pub rejections: Vec<StoredRejection>,
+    pub rejections: Vec<(u64, Vec<u8>)>,
     pub cursors: Vec<(String, u64)>,
+    /// What the ledger has committed once this batch is durable; set when it is submitted.
+    pub head: CommittedHead,
+}
+
+impl Default for PendingBatch {
+    fn default() -> Self {
+        PendingBatch {
+            chunk: Vec::new(),
+            first_seq: None,
+            records: 0,
+            entries: Vec::new(),
+            rejections: Vec::new(),
+            cursors: Vec::new(),
+            head: CommittedHead::EMPTY,
+        }
+    }
 }
 
 /// Hands batches to the writer thread. Batches are written in the order submitted; a failure
@@ -59,13 +75,13 @@ impl WriterProgress {
 }
 
 impl Writer {
-    pub(crate) fn start(db: sled::Db) -> std::io::Result<Writer> {
+    pub(crate) fn start(db: sled::Db, mut head_file: HeadFile) -> std::io::Result<Writer> {
         let (sender, receiver) = mpsc::sync_channel::<(u64, PendingBatch)>(2);
         let progress = Arc::new((Mutex::new(WriterProgress::default()), Condvar::new()));
         let shared = progress.clone();
         let thread = std::thread::Builder::new().name("premia-writer".into()).spawn(move || {
             for (ticket, pending) in receiver {
-                let result = write_batch(&db, pending);
+                let result = write_batch(&db, &mut head_file, pending);
                 let (lock, condvar) = &*shared;
                 lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).record(ticket, result);
                 condvar.notify_all();
@@ -124,8 +140,11 @@ impl Drop for Writer {
     }
 }
 
-fn write_batch(db: &sled::Db, pending: PendingBatch) -> Result<(), sled::Error> {
+/// Writes one batch as one atomic sled batch, flushes it, then records the head after it in the
+/// head file (synced): only then is the batch durable, and may what it holds be acknowledged.
+fn write_batch(db: &sled::Db, head_file: &mut HeadFile, pending: PendingBatch) -> Result<(), sled::Error> {
     let encode = |e: bincode::Error| sled::Error::Unsupported(format!("cannot encode a batch: {e}"));
+    crash_point(CrashPoint::BeforeWrite);
     let mut batch = sled::Batch::default();
     if let Some(first_seq) = pending.first_seq {
         batch.insert(&log_key(first_seq), lz4_flex::compress_prepend_size(&pending.chunk));
@@ -134,13 +153,62 @@ fn write_batch(db: &sled::Db, pending: PendingBatch) -> Result<(), sled::Error> 
             batch.insert(&entry_key(first_seq), lz4_flex::compress_prepend_size(&bytes));
         }
     }
-    for rejection in &pending.rejections {
-        batch.insert(&rejection_key(rejection.id), bincode::serialize(rejection).map_err(encode)?);
+    for (id, bytes) in pending.rejections {
+        batch.insert(&rejection_key(id), bytes);
     }
     for (name, position) in &pending.cursors {
         batch.insert(cursor_key(name), &position.to_be_bytes());
     }
+    batch.insert(HEAD_KEY, pending.head.encode().to_vec());
     db.apply_batch(batch)?;
+    crash_point(CrashPoint::AfterWrite);
     db.flush()?;
+    crash_point(CrashPoint::AfterFlush);
+    head_file.write(&pending.head).map_err(sled::Error::Io)?;
+    crash_point(CrashPoint::AfterHead);
     Ok(())
+}
+
+/// The phases of writing a batch at which a crash test may stop the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CrashPoint {
+    BeforeWrite,
+    AfterWrite,
+    AfterFlush,
+    AfterHead,
+}
+
+impl CrashPoint {
+    const ALL: [CrashPoint; 4] =
+        [CrashPoint::BeforeWrite, CrashPoint::AfterWrite, CrashPoint::AfterFlush, CrashPoint::AfterHead];
+
+    fn name(self) -> &'static str {
+        match self {
+            CrashPoint::BeforeWrite => "before-write",
+            CrashPoint::AfterWrite => "after-write",
+            CrashPoint::AfterFlush => "after-flush",
+            CrashPoint::AfterHead => "after-head",
+        }
+    }
+}
+
+/// For crash tests only: `PREMIA_TEST_CRASH_AT=PHASE:N` makes the process abort (as a SIGKILL
+/// would stop it: nothing flushed, nothing cleaned up) when the writer reaches PHASE for the
+/// N-th time. Read once; without the variable this is one comparison per phase.
+fn crash_point(at: CrashPoint) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static PLAN: OnceLock<Option<(CrashPoint, u64)>> = OnceLock::new();
+    static REACHED: AtomicU64 = AtomicU64::new(0);
+    let plan = PLAN.get_or_init(|| {
+        let text = std::env::var("PREMIA_TEST_CRASH_AT").ok()?;
+        let (phase, count) = text.split_once(':').unwrap_or((text.as_str(), "1"));
+        let phase = CrashPoint::ALL.into_iter().find(|p| p.name() == phase)?;
+        Some((phase, count.parse().ok()?))
+    });
+    if let Some((phase, count)) = plan {
+        if *phase == at && REACHED.fetch_add(1, Ordering::SeqCst) + 1 == *count {
+            std::process::abort();
+        }
+    }
 }

@@ -6,9 +6,11 @@ use std::path::Path;
 
 use premia_core::fold::Entry;
 use premia_core::Period;
+use premia_ledger::checked_file::{decode_part, read_checked, write_checked, Checked};
 use premia_ledger::export::{export, import_export, ImportError};
 use premia_ledger::ingest::{ingest_reader, IngestOptions};
 use premia_ledger::log::{decode_chunk, HASH_LEN, RAW_LEN_AT, RECORD_HEADER_LEN};
+use premia_ledger::snapshot::{SNAPSHOT_FORMAT, SNAPSHOT_KIND};
 use premia_ledger::verify::{verify, ProblemKind, SnapshotCheck};
 use premia_ledger::{Ledger, LedgerOptions};
 
@@ -274,21 +276,20 @@ fn an_export_ingested_into_an_empty_ledger_gives_the_same_log_statements_and_sea
 fn a_snapshot_that_differs_from_the_fold_is_reported() {
     let dir = tempfile::tempdir().expect("a temp dir");
     seeded(dir.path());
-    // The snapshot is header (format, last hash), fold state, entry index, in bincode. Point
-    // November's entries at a batch that does not hold them: a stored projection now differs
-    // from the log, though every hash still matches.
+    // The snapshot is a checked file whose body is (last seq, last hash), fold state, entry
+    // index, in bincode. Point November's entries at a batch that does not hold them, and
+    // write it back with a correct checksum: a stored projection now differs from the log,
+    // though every hash and checksum still matches.
     let path = dir.path().join("snapshot.bin");
-    let bytes = std::fs::read(&path).expect("a snapshot");
-    let mut input = &bytes[..];
-    let header: (u32, [u8; 32]) = bincode::deserialize_from(&mut input).expect("header");
-    let state: premia_core::LedgerState = bincode::deserialize_from(&mut input).expect("state");
-    let mut index: std::collections::BTreeMap<Period, Vec<u64>> = bincode::deserialize_from(&mut input).expect("index");
+    let read = read_checked(&path, SNAPSHOT_KIND, SNAPSHOT_FORMAT, |input, limit| {
+        let covers: (u64, [u8; 32]) = decode_part(input, limit)?;
+        let state: premia_core::LedgerState = decode_part(input, limit)?;
+        let index: std::collections::BTreeMap<Period, Vec<u64>> = decode_part(input, limit)?;
+        Ok((covers, state, index))
+    });
+    let Ok(Checked::Read((covers, state, mut index))) = read else { panic!("a readable snapshot") };
     index.get_mut(&period("2026-11")).expect("November is indexed").push(9999);
-    let mut changed = Vec::new();
-    bincode::serialize_into(&mut changed, &header).expect("encode");
-    bincode::serialize_into(&mut changed, &state).expect("encode");
-    bincode::serialize_into(&mut changed, &index).expect("encode");
-    std::fs::write(&path, changed).expect("write the snapshot");
+    write_checked(&path, SNAPSHOT_KIND, SNAPSHOT_FORMAT, &[&covers, &state, &index]).expect("write the snapshot");
 
     let report = verify(dir.path(), |_| {}).expect("verify runs");
     let last = state.next_seq() - 1;

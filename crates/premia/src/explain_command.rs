@@ -74,7 +74,7 @@ fn asked_entry(
     let closed = index.closes().iter().find(|(_, &s)| s == seq).map(|(p, _)| *p);
     let seqs = match closed {
         // A close books every plan bonus of its period from the whole period's books.
-        Some(period) => period_selection(head, &log.period_records(period)?, manager, seq),
+        Some(period) => period_selection(head, &log.period_records(head, period)?, manager, seq),
         None => {
             let mut s = index.component_of_record(seq);
             s.extend(head.globals.iter().copied());

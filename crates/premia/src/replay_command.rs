@@ -102,7 +102,7 @@ impl Replayer<'_> {
             bar.finish_and_clear();
             r
         } else {
-            let records = self.log.period_records(period)?;
+            let records = self.log.period_records(self.head, period)?;
             let seqs = period_selection(self.head, &records, self.manager, until);
             let bar = progress_bar(None, &format!("replaying {period}"));
             let r = self.log.fold(Selection::Seqs(&seqs), &self.head.schemes, what_if, keep, |n| bar.set_position(n));
@@ -138,7 +138,7 @@ impl Replayer<'_> {
             bail!("log record {closed_seq}, which closed {period}, is missing; run `premia verify`")
         };
         let entries = if self.manager.is_some() && !self.full {
-            let records = self.log.period_records(period)?;
+            let records = self.log.period_records(self.head, period)?;
             let seqs = period_selection(self.head, &records, None, until);
             let all = self.log.fold(
                 Selection::Seqs(&seqs),

@@ -98,17 +98,22 @@ fn verify_text(report: &VerifyReport, out: &mut impl Write) -> io::Result<()> {
         "The hash chain is intact: {} log records in {} chunks, seq 1 to {}, last hash {}.",
         report.records, report.chunks, report.last_seq, report.last_hash
     )?;
+    match report.committed_seq {
+        Some(seq) => writeln!(out, "The log reaches the committed head (log record {seq}) with its hash.")?,
+        None => writeln!(out, "The data dir records no committed head (a ledger written before premia kept one).")?,
+    }
     writeln!(out, "The fold of the whole log books exactly the {} stored entries.", report.entries)?;
-    match report.snapshot {
+    writeln!(out, "The {} kept rejections digest to what the ledger committed.", report.rejections)?;
+    match &report.snapshot {
         SnapshotCheck::Identical { next_seq } => {
             writeln!(out, "The snapshot equals the fold of the log up to seq {}.", next_seq - 1)?
         }
         SnapshotCheck::Absent => writeln!(out, "There is no snapshot (the next open folds the log).")?,
         SnapshotCheck::Unused => writeln!(
             out,
-            "The snapshot is not used (another version, or older than the log); the ledger folds the log."
+            "The snapshot was written by another version of premia and is not used; the ledger folds the log."
         )?,
-        SnapshotCheck::NotReached | SnapshotCheck::Differs { .. } => {}
+        SnapshotCheck::NotReached | SnapshotCheck::Differs { .. } | SnapshotCheck::Damaged { .. } => {}
     }
     if report.seals.is_empty() {
         writeln!(out, "No period is closed, so there are no seals.")?;
