@@ -48,6 +48,11 @@ impl Drop for Reaped {
 /// Returns once `/readyz` answers 200 (the serving loop has set up both streams), with the base
 /// URL of the API.
 pub fn serve_http(work: &Path, nats_url: &str, tokens: &[(&str, &str)]) -> (Reaped, String) {
+    serve_http_with(work, nats_url, tokens, &[])
+}
+
+/// [`serve_http`] with more arguments for serve.
+pub fn serve_http_with(work: &Path, nats_url: &str, tokens: &[(&str, &str)], extra: &[&str]) -> (Reaped, String) {
     use sha2::Digest;
     let config = work.join("premia.toml");
     let mut text = String::new();
@@ -64,6 +69,7 @@ pub fn serve_http(work: &Path, nats_url: &str, tokens: &[(&str, &str)]) -> (Reap
         .arg("--config")
         .arg(&config)
         .args(["serve", "--nats-url", nats_url, "--http", &format!("127.0.0.1:{port}")])
+        .args(extra)
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&stderr).unwrap())
         .spawn()

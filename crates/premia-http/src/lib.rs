@@ -11,6 +11,7 @@
 //! anything read from the store, for the flush in progress).
 
 mod access;
+mod admin;
 pub mod auth;
 mod dashboard;
 mod errors;
@@ -45,6 +46,8 @@ pub struct HttpConfig {
     pub listen: Option<String>,
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+    /// Where `POST /v1/admin/backup` puts backups (`--backup-dir` wins).
+    pub backup_dir: Option<std::path::PathBuf>,
 }
 
 /// Every route `router` serves, as (method, path): kept next to the router, and asserted
@@ -71,6 +74,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/managers/{id}/overdue/{period}"),
     ("get", "/v1/managers/{id}/feed"),
     ("post", "/v1/events"),
+    ("post", "/v1/admin/backup"),
 ];
 
 /// The API's routes (each one listed in [`ROUTES`]).
@@ -97,6 +101,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/managers/{id}/overdue/{period}", get(managers::overdue))
         .route("/v1/managers/{id}/feed", get(feed::feed))
         .route("/v1/events", post(events::post_events))
+        .route("/v1/admin/backup", post(admin::backup))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "no such route; see docs/ARCHITECTURE.md for the API")
         })

@@ -500,6 +500,27 @@ fn feed_and_event_paths(paths: &mut Paths) {
         }
     });
     paths.add("/v1/events", "post", post);
+    paths.add(
+        "/v1/admin/backup",
+        "post",
+        op(
+            "backup",
+            "A consistent backup of the ledger as of its last durable batch, taken between two batches while \
+             serve goes on, in a new directory premia-backup-seqN under the directory serve was started with \
+             (--backup-dir); one that already holds that point is named, not taken again. Restore it by moving \
+             it into the data dir's place while nothing runs on it (docs/OPERATIONS.md). Role: admin; 409 when \
+             serve has no backup directory.",
+            vec![],
+            json_ok(
+                "The backup: its path, the last log record it holds with its chain hash, the kept rejections, \
+                 and whether it was created now.",
+                json!({ "type": "object", "properties": {
+                    "path": { "type": "string" }, "last_seq": { "type": "integer" },
+                    "chain_hash": { "type": "string" }, "rejections": { "type": "integer" },
+                    "created": { "type": "boolean" } } }),
+            ),
+        ),
+    );
 }
 
 fn reference(name: &str) -> Value {

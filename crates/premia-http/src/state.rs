@@ -33,6 +33,8 @@ struct Inner {
     nats: Option<async_nats::Client>,
     /// The events stream `POST /v1/events` publishes to.
     stream: StreamSettings,
+    /// Where `POST /v1/admin/backup` puts backups; none without one.
+    backup_dir: Option<std::path::PathBuf>,
 }
 
 impl ApiState {
@@ -46,7 +48,18 @@ impl ApiState {
         nats: Option<async_nats::Client>,
         stream: StreamSettings,
     ) -> ApiState {
-        ApiState { inner: Arc::new(Inner { queries, statements, tokens, nats, stream }) }
+        ApiState { inner: Arc::new(Inner { queries, statements, tokens, nats, stream, backup_dir: None }) }
+    }
+
+    /// Lets `POST /v1/admin/backup` put backups in `dir`. Set before the state is shared.
+    pub fn with_backup_dir(mut self, dir: Option<std::path::PathBuf>) -> ApiState {
+        let inner = Arc::get_mut(&mut self.inner).expect("the backup directory is set before the state is shared");
+        inner.backup_dir = dir;
+        self
+    }
+
+    pub(crate) fn backup_dir(&self) -> Option<&std::path::Path> {
+        self.inner.backup_dir.as_deref()
     }
 
     pub(crate) fn tokens(&self) -> &Tokens {

@@ -49,6 +49,8 @@ pub enum LedgerError {
     StoreInconsistent { dir: PathBuf, head_seq: u64, head_rejections: u64, last_seq: u64, rejections: u64 },
     #[error("the ledger store in {dir} is damaged: the head it keeps cannot be read ({damage}). Restore the data dir from a backup, or build a new one with `premia recover` (docs/OPERATIONS.md)")]
     StoreHeadDamaged { dir: PathBuf, damage: String },
+    #[error("the ledger store in {dir} is damaged: sled found a file whose checksum does not match (see its message above). Nothing was read or changed. Restore the data dir from a backup, or build a new one with `premia recover` (docs/OPERATIONS.md)")]
+    StoreDamaged { dir: PathBuf },
     #[error("the ledger store {dir} is damaged: sled failed while reading it back. Restore the data dir from a backup, or build a new one with `premia recover` (docs/OPERATIONS.md)")]
     StorePanicked { dir: PathBuf },
 }

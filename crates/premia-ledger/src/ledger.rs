@@ -337,6 +337,14 @@ impl Ledger {
         Ok(())
     }
 
+    /// Copies what is durable into the new data dir `target` (docs/OPERATIONS.md): a consistent
+    /// backup as of the last durable batch, taken while this ledger stays open. What was offered
+    /// but not yet submitted is not in it (after a restore, JetStream delivers it again).
+    pub fn back_up(&self, target: &Path) -> Result<crate::backup::BackupReport, crate::backup::BackupError> {
+        self.wait_all_durable()?;
+        crate::backup::back_up(&self.db, &self.dir, target)
+    }
+
     /// Events folded since the stored snapshot.
     pub fn events_since_snapshot(&self) -> u64 {
         self.state.next_seq() - self.snapshot_next_seq

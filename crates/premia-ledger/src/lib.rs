@@ -7,6 +7,7 @@
 //! `export`, `audit_log` (the log read back for replays).
 
 pub mod audit_log;
+pub mod backup;
 pub mod checked_file;
 pub mod counts;
 pub mod error;

@@ -120,8 +120,13 @@ pub(crate) fn seq_of_key(key: &[u8]) -> Result<u64, LedgerError> {
     Ok(u64::from_be_bytes(number))
 }
 
+/// A sled error on the store of `dir`: damage it detected is named as damage, anything else
+/// (permissions, space) as what it is.
 pub(crate) fn store_error(dir: &Path) -> impl Fn(sled::Error) -> LedgerError + '_ {
-    move |source| LedgerError::Store { dir: dir.to_path_buf(), source }
+    move |source| match source {
+        sled::Error::Corruption { .. } => LedgerError::StoreDamaged { dir: dir.to_path_buf() },
+        source => LedgerError::Store { dir: dir.to_path_buf(), source },
+    }
 }
 
 pub(crate) fn sled_config(dir: &Path, options: &LedgerOptions) -> sled::Config {

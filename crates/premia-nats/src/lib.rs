@@ -25,8 +25,8 @@ pub use feed::{feed_messages, feed_schema, FeedMessage};
 pub use publish::{publish_lines, PublishReport};
 pub use serve::{serve, Readers, ServeOptions};
 pub use streams::{
-    cursor_name, ensure_feed_stream, ensure_stream, message_id, reset_consumer, subject_prefix, subject_token,
-    StreamSettings, FEED_STREAM, FEED_SUBJECT_PREFIX,
+    cursor_name, delete_consumer, ensure_feed_stream, ensure_stream, message_id, reset_consumer, subject_prefix,
+    subject_token, StreamSettings, FEED_STREAM, FEED_SUBJECT_PREFIX,
 };
 // The serving loop shares these with its readers (the HTTP API); they live in premia-ledger and
 // are named here too, where its users have always found them.

@@ -102,6 +102,20 @@ pub async fn reset_consumer(
         .map_err(|e| js_error(format!("create the consumer {}", settings.consumer))(e.to_string()))
 }
 
+/// Deletes premia's durable consumer on the events stream (a rebuild's, once it is done).
+pub async fn delete_consumer(client: &async_nats::Client, settings: &StreamSettings) -> Result<(), NatsError> {
+    let js = jetstream::new(client.clone());
+    let stream = js
+        .get_stream(&settings.stream)
+        .await
+        .map_err(|e| js_error(format!("open the stream {}", settings.stream))(e.to_string()))?;
+    stream
+        .delete_consumer(&settings.consumer)
+        .await
+        .map(|_| ())
+        .map_err(|e| js_error(format!("delete the consumer {}", settings.consumer))(e.to_string()))
+}
+
 /// The cursor name under which the ledger keeps the last stream sequence it took in.
 pub fn cursor_name(settings: &StreamSettings) -> String {
     format!("nats:{}", settings.stream)

@@ -190,6 +190,48 @@ pub enum Command {
     /// id, many acks in flight. Lines that are not events are published as they are, without the
     /// header, so the ledger records why it refuses them.
     Publish(PublishArgs),
+
+    /// Build a new data dir from a source that still holds every event, after the data dir was
+    /// damaged or lost: the JetStream stream from its first message, or an export file (`premia
+    /// export --from-seq 1` of an intact copy). Says how far the new log reaches (last seq, chain
+    /// hash, kept rejections) and whether that equals the committed head of the damaged data dir
+    /// (--data-dir), when that can still be read. The damaged data dir is only read. See
+    /// docs/OPERATIONS.md.
+    Recover(RecoverArgs),
+
+    /// Copy the ledger into a new directory, consistent as of its last durable batch. While
+    /// `premia serve` runs, ask it instead: POST /v1/admin/backup (docs/OPERATIONS.md).
+    Backup(BackupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// The new data dir to build: it must not exist, or be empty.
+    #[arg(long, value_name = "DIR")]
+    pub into: PathBuf,
+    /// Rebuild from an export file (JSON Lines from `premia export --from-seq 1`).
+    #[arg(long, value_name = "FILE", required_unless_present = "from_stream", conflicts_with = "from_stream")]
+    pub from_export: Option<PathBuf>,
+    /// Rebuild from the JetStream events stream, from its first message.
+    #[arg(long)]
+    pub from_stream: bool,
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// The durable consumer the rebuild reads with, deleted when it is done [default:
+    /// premia-recover]. Give another name when two rebuilds run at once.
+    #[arg(long, value_name = "NAME")]
+    pub consumer: Option<String>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The directory to copy the ledger into: it must not exist, or be empty.
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -254,6 +296,10 @@ pub struct ServeArgs {
     /// another period drops the one read least recently.
     #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub statement_periods: u64,
+    /// Where an admin's POST /v1/admin/backup puts consistent backups of the ledger, taken while
+    /// serve goes on [default: the config file's [http] backup_dir; without one, none].
+    #[arg(long, env = "PREMIA_BACKUP_DIR", value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }

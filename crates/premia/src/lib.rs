@@ -8,6 +8,7 @@ pub mod demo;
 pub mod explain_command;
 pub mod figures_command;
 pub mod nats;
+pub mod recover;
 pub mod render;
 pub mod replay_command;
 pub mod support;
@@ -52,5 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Explain(args) => explain_command::explain(data_dir, &args),
         Command::Serve(args) => nats::serve(data_dir, &args, &config::load(cli.config.as_deref())?),
         Command::Publish(args) => nats::publish(&args, &config::load(cli.config.as_deref())?),
+        Command::Recover(args) => recover::recover(data_dir, &args, &config::load(cli.config.as_deref())?),
+        Command::Backup(args) => recover::backup(data_dir, &args),
     }
 }

@@ -13,7 +13,7 @@ use crate::config::{ConfigFile, DEFAULT_NATS_URL};
 use crate::support::{counts_text, progress_bar};
 
 /// Flags and environment variables first, then the config file, then the defaults.
-fn settings(args: &NatsArgs, config: &ConfigFile) -> NatsSettings {
+pub(crate) fn settings(args: &NatsArgs, config: &ConfigFile) -> NatsSettings {
     let file = &config.nats;
     NatsSettings {
         url: args.nats_url.clone().or(file.url.clone()).unwrap_or_else(|| DEFAULT_NATS_URL.to_string()),
@@ -27,7 +27,7 @@ fn settings(args: &NatsArgs, config: &ConfigFile) -> NatsSettings {
     }
 }
 
-fn stream_name(args: &NatsArgs, config: &ConfigFile) -> String {
+pub(crate) fn stream_name(args: &NatsArgs, config: &ConfigFile) -> String {
     args.stream.clone().or(config.nats.stream.clone()).unwrap_or_else(|| StreamSettings::default().stream)
 }
 
@@ -82,7 +82,10 @@ pub fn serve(data_dir: &Path, args: &ServeArgs, config: &ConfigFile) -> anyhow::
     let report = runtime()?.block_on(async {
         let client = premia_nats::connect(&settings(&args.nats, config)).await?;
         let readers = match listener {
-            Some(listener) => Some(start_http(listener, tokens, &client, &stream, args.statement_periods as usize)?),
+            Some(listener) => {
+                let backup_dir = args.backup_dir.clone().or(config.http.backup_dir.clone());
+                Some(start_http(listener, tokens, &client, &stream, args.statement_periods as usize, backup_dir)?)
+            }
             None => None,
         };
         premia_nats::serve(&mut ledger, &client, &stream, &options, shutdown_signal(), readers)
@@ -131,6 +134,7 @@ fn start_http(
     client: &async_nats::Client,
     stream: &StreamSettings,
     statement_periods: usize,
+    backup_dir: Option<std::path::PathBuf>,
 ) -> anyhow::Result<premia_nats::Readers> {
     if tokens.is_empty() {
         tracing::warn!(
@@ -139,7 +143,8 @@ fn start_http(
     }
     let (sender, receiver) = tokio::sync::mpsc::channel(premia_http::QUERY_QUEUE);
     let statements = std::sync::Arc::new(premia_ledger::ReadModel::new(statement_periods));
-    let state = premia_http::ApiState::new(sender, statements.clone(), tokens, Some(client.clone()), stream.clone());
+    let state = premia_http::ApiState::new(sender, statements.clone(), tokens, Some(client.clone()), stream.clone())
+        .with_backup_dir(backup_dir);
     tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "HTTP API listening");
     // A runtime of its own: the serving loop holds its worker thread for each step (a chunk
     // folded, a period's entries loaded: milliseconds, more), and a request queued on that

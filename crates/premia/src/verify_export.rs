@@ -81,14 +81,17 @@ pub fn verify(data_dir: &Path, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn verify_text(report: &VerifyReport, out: &mut impl Write) -> io::Result<()> {
-    if let Some(first) = report.first_bad_seq() {
-        writeln!(out, "VERIFY FAILED: the first bad ledger sequence number is {first}.")?;
+    if !report.problems.is_empty() {
+        match report.first_bad_seq().filter(|&seq| seq > 0) {
+            Some(first) => writeln!(out, "VERIFY FAILED: the first bad ledger sequence number is {first}.")?,
+            None => writeln!(out, "VERIFY FAILED: the data dir is damaged.")?,
+        }
         for p in &report.problems {
-            writeln!(out, "  seq {:<10} {:<10} {}", p.seq, p.kind.as_str(), p.message)?;
+            writeln!(out, "  seq {:<10} {:<12} {}", p.seq, p.kind.as_str(), p.message)?;
         }
         writeln!(
             out,
-            "Checked {} log records before the first break. Restore the data dir from a backup taken before the damage, or re-ingest an export (`premia export`) of an intact copy.",
+            "Checked {} log records before the first break. Restore the data dir from a backup taken before the damage, or build a new one with `premia recover` from the stream or an export of an intact copy (docs/OPERATIONS.md).",
             report.records
         )?;
         return Ok(());
