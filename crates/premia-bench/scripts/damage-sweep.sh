@@ -14,5 +14,5 @@ set -eu
 cd "$(dirname "$0")/../../.."
 export PREMIA_DAMAGE_POSITIONS=${1:-24}
 export PREMIA_DAMAGE_EVENTS=${2:-2500}
-cargo test --release --locked -p premia --test damage -- --nocapture 2>&1 |
+cargo test --locked -p premia --test damage -- --nocapture 2>&1 |
   grep -E '^(ingested|killed|stopped|damage sweep|SILENT|CRASH|MUTE|VERIFY WROTE)|test result'
