@@ -226,7 +226,8 @@ fn judge(dir: &Path, probe: &Probe, baseline: &[Run], what: &str, deleted_cache:
         }
         let same = match command {
             _ if i == SERVED => figures_only(&got.stdout) == figures_only(&expected.stdout),
-            // The snapshot is a cache: deleting it is allowed, and verify says it is absent.
+            // The snapshot is a cache: deleting it (or its entry index) is allowed, and verify
+            // says it is absent (or unused).
             "verify" if deleted_cache => without(&got.stdout, "snapshot") == without(&expected.stdout, "snapshot"),
             _ => got.stdout == expected.stdout,
         };
@@ -261,7 +262,8 @@ fn sweep(state: &str, dir: &Path, probe: &Probe, flips: u64, scratch: &Path) -> 
             let copy = scratch.join(format!("{state}-case-{}", tally.cases));
             copy_dir(dir, &copy);
             apply(&copy, &file, damage);
-            let deleted_cache = matches!(damage, Damage::Delete) && file == Path::new("snapshot.bin");
+            let deleted_cache = matches!(damage, Damage::Delete)
+                && [Path::new("snapshot.bin"), Path::new("entry-index.bin")].contains(&file.as_path());
             let what = format!("{state}: {} {damage}", file.display());
             judge(&copy, probe, &baseline, &what, deleted_cache, &mut tally);
             std::fs::remove_dir_all(&copy).unwrap();

@@ -35,8 +35,17 @@ pub(crate) async fn readyz(State(api): State<ApiState>) -> Response {
             return not_ready(format!("NATS is not connected ({state}); premia serve reconnects by itself"));
         }
     }
-    match api.ask(READY_TIMEOUT, |ledger, _| ledger.state().next_seq()).await {
-        Ok(next_seq) => Json(json!({ "status": "ready", "ledger_seq": next_seq.saturating_sub(1) })).into_response(),
+    let asked = api.ask(READY_TIMEOUT, |ledger, _| (ledger.state().next_seq(), ledger.committed_head())).await;
+    match asked {
+        // The committed head (seq and chain hash) is what replicas of one stream compare: at the
+        // same seq they have the same hash.
+        Ok((next_seq, head)) => Json(json!({
+            "status": "ready",
+            "ledger_seq": next_seq.saturating_sub(1),
+            "committed_seq": head.last_seq,
+            "chain_hash": hex::encode(head.chain_hash),
+        }))
+        .into_response(),
         Err(e) => not_ready(e.message),
     }
 }

@@ -15,10 +15,23 @@ pub(crate) async fn metrics(State(api): State<ApiState>, headers: HeaderMap) -> 
     api.require_everything(&headers)?;
     let text = api
         .ask(QUERY_TIMEOUT, |ledger, report| {
-            prometheus_text(report, ledger.state().parked().len() as u64, ledger.state().next_seq())
+            let mut text = prometheus_text(report, ledger.state().parked().len() as u64, ledger.state().next_seq());
+            head_text(&ledger.committed_head(), &mut text);
+            text
         })
         .await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
+}
+
+/// The committed head, for monitoring to compare replicas of one stream: at the same seq, the
+/// same chain hash.
+fn head_text(head: &premia_ledger::head::CommittedHead, text: &mut String) {
+    let mut out = Exposition::default();
+    out.gauge("premia_ledger_committed_seq", "The last log record made durable (the committed head).", head.last_seq);
+    let name = "premia_ledger_chain_head_info";
+    out.family(name, "gauge", "The committed head's seq and chain hash, as labels (the value is 1).");
+    out.sample(&format!("{name}{{seq=\"{}\",hash=\"{}\"}}", head.last_seq, hex::encode(head.chain_hash)), 1);
+    text.push_str(&out.0);
 }
 
 /// The text format of the counters. Counters count since this `premia serve` started.

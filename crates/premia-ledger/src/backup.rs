@@ -2,7 +2,7 @@
 //! batch. The caller holds the ledger (`serve` runs it as a query on its loop, between fold
 //! steps), so nothing is written meanwhile; the store is copied key by key into a new sled
 //! store (sled's files cannot be copied while open), the committed head is recorded for it, and
-//! the snapshot is copied. Restoring is moving the copy into place (docs/OPERATIONS.md).
+//! the snapshot (with its entry index) is copied. Restoring is moving the copy into place (docs/OPERATIONS.md).
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::error::LedgerError;
 use crate::head::{CommittedHead, HeadFile};
 use crate::integrity::hex;
-use crate::snapshot::snapshot_path;
+use crate::snapshot::{entry_index_path, snapshot_path};
 use crate::store::{open_sled, read_store_head, sled_config, store_error, LedgerOptions};
 
 /// What a backup holds.
@@ -61,9 +61,11 @@ pub(crate) fn back_up(db: &sled::Db, dir: &Path, target: &Path) -> Result<Backup
     if end.last_seq > 0 || end.rejections > 0 {
         head.write(&end).map_err(io)?;
     }
-    if snapshot_path(dir).is_file() {
-        std::fs::copy(snapshot_path(dir), snapshot_path(target)).map_err(io)?;
-        std::fs::File::open(snapshot_path(target)).and_then(|f| f.sync_all()).map_err(io)?;
+    for path in [snapshot_path, entry_index_path] {
+        if path(dir).is_file() {
+            std::fs::copy(path(dir), path(target)).map_err(io)?;
+            std::fs::File::open(path(target)).and_then(|f| f.sync_all()).map_err(io)?;
+        }
     }
     std::fs::File::open(target).and_then(|d| d.sync_all()).map_err(io)?;
     Ok(BackupReport {

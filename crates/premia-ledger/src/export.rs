@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::counts::{tally, Counts};
 use crate::error::LedgerError;
 use crate::ledger::Ledger;
-use crate::log::{chain_hash, verify_link, Hash, LogRecord, Origin, GENESIS_HASH};
+use crate::log::{chain_hash, verify_link, Hash, LogRecord, Origin, StreamPlace, GENESIS_HASH};
 use crate::store::{decode_keyed_chunk, log_key, store_error, LOG_PREFIX};
 
 /// The version of the export line format this premia writes and reads.
@@ -29,9 +29,18 @@ pub struct ExportLine {
     pub seq: u64,
     /// When the original ledger received the record, in Unix milliseconds.
     pub arrived_ms: i64,
-    /// How the event reached the ledger: `file`, `nats` or `ledger` (premia's own records).
-    #[schemars(regex(pattern = "^(file|nats|ledger)$"))]
+    /// How the event reached the ledger: `file`, `jetstream` (with `stream` and `stream_seq`),
+    /// `nats` (a JetStream message taken in before premia recorded its place) or `ledger`
+    /// (premia's own records).
+    #[schemars(regex(pattern = "^(file|jetstream|nats|ledger)$"))]
     pub origin: String,
+    /// For `jetstream`: the stream the message was taken from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// For `jetstream`: the message's sequence number in that stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub stream_seq: Option<u64>,
     /// The record's chain hash in the original ledger, lowercase hex:
     /// SHA-256(previous hash | seq | arrived_ms | origin | raw), see docs/AUDIT.md.
     #[schemars(regex(pattern = "^[0-9a-f]{64}$"))]
@@ -66,6 +75,8 @@ impl ExportLine {
             seq: record.seq,
             arrived_ms: record.arrived_ms,
             origin: record.origin.as_str().to_string(),
+            stream: record.origin.place().map(|p| p.stream.to_string()),
+            stream_seq: record.origin.place().map(|p| p.seq),
             hash: hex(&record.hash),
             raw,
             raw_hex,
@@ -213,8 +224,17 @@ impl ImportedRecord {
                 parsed.premia_export
             )));
         }
-        let origin = Origin::parse(&parsed.origin)
-            .ok_or_else(|| not_export(format!("origin {:?} is not file, nats or ledger", parsed.origin)))?;
+        let place = match (&parsed.stream, parsed.stream_seq) {
+            (Some(stream), Some(seq)) => Some(StreamPlace { stream: stream.as_str().into(), seq }),
+            (None, None) => None,
+            _ => return Err(not_export("a record taken from JetStream names both its stream and stream_seq".into())),
+        };
+        let origin = Origin::parse(&parsed.origin, place).ok_or_else(|| {
+            not_export(format!(
+                "origin {:?} is not file, ledger, nats, or jetstream with its stream and stream_seq",
+                parsed.origin
+            ))
+        })?;
         let raw = match (parsed.raw, &parsed.raw_hex) {
             (Some(text), None) => text.into_bytes(),
             (None, Some(h)) => unhex(h).ok_or_else(|| not_export("raw_hex is not hex".to_string()))?,
@@ -286,7 +306,7 @@ impl<'a> Import<'a> {
                 )
             }));
         }
-        if chain_hash(&self.ledger.last_hash(), record.seq, record.arrived_ms, record.origin, &record.raw)
+        if chain_hash(&self.ledger.last_hash(), record.seq, record.arrived_ms, &record.origin, &record.raw)
             != record.hash
         {
             return Err(ImportError::OutOfLine(if self.report.records == 0 && next > 1 {
@@ -301,7 +321,7 @@ impl<'a> Import<'a> {
                 )
             }));
         }
-        let folded = self.ledger.append_replayed(record.seq, record.arrived_ms, record.origin, &record.raw)?;
+        let folded = self.ledger.append_replayed(record.seq, record.arrived_ms, record.origin.clone(), &record.raw)?;
         assert_eq!(self.ledger.last_hash(), record.hash, "an appended record has the hash its link was checked with");
         let seq = record.seq;
         tally(&mut self.report.counts, &Admitted::Logged { seq, preamble: None, folded }, self.first_ledger_seq);

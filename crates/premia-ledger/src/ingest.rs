@@ -79,8 +79,14 @@ pub fn ingest_reader(
         for chunk in receiver {
             let chunk = chunk.map_err(IngestError::Read)?;
             for (raw, parsed) in chunk.lines {
-                let admitted =
-                    ledger.offer_parsed(&raw, parsed, &chunk.parsed_with, options.origin, options.admission, now_ms());
+                let admitted = ledger.offer_parsed(
+                    &raw,
+                    parsed,
+                    &chunk.parsed_with,
+                    options.origin.clone(),
+                    options.admission,
+                    now_ms(),
+                );
                 tally(&mut counts, &admitted, first_seq);
                 pace.lines_in_batch += 1;
             }

@@ -47,6 +47,8 @@ pub struct Ledger {
     next_rejection_id: u64,
     /// The digest chained over every kept rejection, pending ones included.
     rejection_hash: Hash,
+    /// The committed head the store reached when it was opened.
+    opened_head: CommittedHead,
     pending: PendingBatch,
     /// The log position the stored snapshot covers (its `next_seq`).
     snapshot_next_seq: u64,
@@ -143,6 +145,7 @@ impl Ledger {
             dir: dir.to_path_buf(),
             next_rejection_id: checked.end.rejections + 1,
             rejection_hash: checked.end.rejection_hash,
+            opened_head: checked.end,
             cursors: read_cursors(&db, dir)?,
             writer: Writer::start(db.clone(), head_file).map_err(LedgerError::WriterThread)?,
             _lock: lock,
@@ -219,7 +222,7 @@ impl Ledger {
     fn append(&mut self, seq: u64, arrived_ms: i64, origin: Origin, raw: &[u8]) {
         self.pending.first_seq.get_or_insert(seq);
         self.pending.records += 1;
-        self.last_hash = encode_record(&mut self.pending.chunk, &self.last_hash, seq, arrived_ms, origin, raw);
+        self.last_hash = encode_record(&mut self.pending.chunk, &self.last_hash, seq, arrived_ms, &origin, raw);
     }
 
     /// Writes waiting for the next commit (logged records, stored rejections, cursors).
@@ -343,6 +346,12 @@ impl Ledger {
     pub fn back_up(&self, target: &Path) -> Result<crate::backup::BackupReport, crate::backup::BackupError> {
         self.wait_all_durable()?;
         crate::backup::back_up(&self.db, &self.dir, target)
+    }
+
+    /// What is durable: the committed head after the last durable batch (the one found on open
+    /// before any). Two ledgers of one stream at the same record have the same head.
+    pub fn committed_head(&self) -> CommittedHead {
+        self.writer.durable_head().unwrap_or(self.opened_head)
     }
 
     /// Events folded since the stored snapshot.

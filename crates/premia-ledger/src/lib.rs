@@ -33,7 +33,7 @@ pub use counts::Counts;
 pub use error::LedgerError;
 pub use ingest::{ingest_reader, IngestOptions};
 pub use ledger::{Ledger, RebuildReport};
-pub use log::{LogRecord, Origin};
+pub use log::{LogRecord, Origin, StreamPlace};
 pub use read_model::ReadModel;
 pub use serving::{
     Histogram, Query, ReasonCounts, ServeReport, ServeTimings, BATCH_SIZE_BOUNDS, COMMIT_SECONDS_BOUNDS,

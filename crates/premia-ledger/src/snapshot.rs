@@ -7,6 +7,12 @@
 //! checksum in a header; temporary file, sync, rename), so it is always a whole snapshot of
 //! some committed prefix of the log, and damage to it is named rather than decoded. Its body
 //! starts with the seq and chain hash of the last record it covers.
+//!
+//! The snapshot holds only what the log determines, so every ledger that took in the same log
+//! (replicas of one stream, a ledger recovered from it) writes the same bytes at the same
+//! record. Which stored batches hold entries of which period depends on how this ledger cut
+//! its batches, so that index is a file of its own, `DIR/entry-index.bin`, written beside it and
+//! used only when it covers the same record.
 
 use std::path::{Path, PathBuf};
 
@@ -19,13 +25,15 @@ use crate::log::Hash;
 use crate::store::{find_record, EntryIndex};
 
 pub(crate) const SNAPSHOT_FILE: &str = "snapshot.bin";
+pub(crate) const ENTRY_INDEX_FILE: &str = "entry-index.bin";
 pub const SNAPSHOT_KIND: &[u8; 4] = b"SNAP";
+pub const ENTRY_INDEX_KIND: &[u8; 4] = b"EIDX";
 /// Bumped whenever the snapshot's layout changes; an old snapshot is then ignored and the state
 /// rebuilt from the log, which never changes format silently.
-pub const SNAPSHOT_FORMAT: u32 = 4;
+pub const SNAPSHOT_FORMAT: u32 = 5;
 
 /// Which prefix of the log a snapshot covers.
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct Covers {
     last_seq: u64,
     last_hash: Hash,
@@ -45,11 +53,18 @@ pub(crate) enum SnapshotRead {
     OtherFormat(u32),
     /// Damaged, or not a snapshot of this log: the sentence says which.
     Damaged(String),
+    /// Whole, but its entry index is missing, damaged or of another point (a snapshot write
+    /// cut short between the two files): the log is folded instead.
+    WithoutIndex(String),
     Usable(Snapshot),
 }
 
 pub(crate) fn snapshot_path(dir: &Path) -> PathBuf {
     dir.join(SNAPSHOT_FILE)
+}
+
+pub(crate) fn entry_index_path(dir: &Path) -> PathBuf {
+    dir.join(ENTRY_INDEX_FILE)
 }
 
 /// Writes the snapshot of `state` (which covers the log up to the record whose hash is
@@ -61,7 +76,8 @@ pub(crate) fn write_snapshot(
     index: &EntryIndex,
 ) -> std::io::Result<()> {
     let covers = Covers { last_seq: state.next_seq() - 1, last_hash };
-    write_checked(&snapshot_path(dir), SNAPSHOT_KIND, SNAPSHOT_FORMAT, &[&covers, state, index])
+    write_checked(&snapshot_path(dir), SNAPSHOT_KIND, SNAPSHOT_FORMAT, &[&covers, state])?;
+    write_checked(&entry_index_path(dir), ENTRY_INDEX_KIND, SNAPSHOT_FORMAT, &[&covers, index])
 }
 
 /// Reads the stored snapshot and checks that the log `db` holds the record it ends on, with the
@@ -70,10 +86,9 @@ pub(crate) fn read_snapshot(dir: &Path, db: &sled::Db) -> SnapshotRead {
     let read = read_checked(&snapshot_path(dir), SNAPSHOT_KIND, SNAPSHOT_FORMAT, |input, limit| {
         let covers: Covers = decode_part(input, limit)?;
         let state: LedgerState = decode_part(input, limit)?;
-        let index: EntryIndex = decode_part(input, limit)?;
-        Ok((covers, state, index))
+        Ok((covers, state))
     });
-    let (covers, mut state, index) = match read {
+    let (covers, mut state) = match read {
         Err(e) => return SnapshotRead::Damaged(format!("it cannot be read: {e}")),
         Ok(Checked::Absent) => return SnapshotRead::Absent,
         Ok(Checked::OtherFormat(format)) => return SnapshotRead::OtherFormat(format),
@@ -100,8 +115,27 @@ pub(crate) fn read_snapshot(dir: &Path, db: &sled::Db) -> SnapshotRead {
             ));
         }
     }
+    let index = match read_entry_index(dir) {
+        Ok(Checked::Read((of, index))) if of == covers => index,
+        Ok(Checked::Read((of, _))) => {
+            return SnapshotRead::WithoutIndex(format!(
+                "its entry index covers record {}, the snapshot record {}",
+                of.last_seq, covers.last_seq
+            ))
+        }
+        Ok(Checked::Absent) => return SnapshotRead::WithoutIndex("its entry index is missing".into()),
+        Ok(Checked::OtherFormat(_)) => return SnapshotRead::OtherFormat(SNAPSHOT_FORMAT),
+        Ok(Checked::Damaged(damage)) => return SnapshotRead::Damaged(format!("its entry index: {damage}")),
+        Err(e) => return SnapshotRead::Damaged(format!("its entry index cannot be read: {e}")),
+    };
     state.after_load();
     SnapshotRead::Usable(Snapshot { state, last_hash: covers.last_hash, index })
+}
+
+fn read_entry_index(dir: &Path) -> std::io::Result<Checked<(Covers, EntryIndex)>> {
+    read_checked(&entry_index_path(dir), ENTRY_INDEX_KIND, SNAPSHOT_FORMAT, |input, limit| {
+        Ok((decode_part(input, limit)?, decode_part(input, limit)?))
+    })
 }
 
 /// The stored snapshot when it can be used; otherwise the log is folded from the start, with a
@@ -112,6 +146,10 @@ pub(crate) fn load_snapshot(dir: &Path, db: &sled::Db) -> Option<Snapshot> {
         SnapshotRead::Absent => None,
         SnapshotRead::OtherFormat(format) => {
             tracing::warn!(format, "the snapshot was written by another version of premia; folding the whole log");
+            None
+        }
+        SnapshotRead::WithoutIndex(why) => {
+            tracing::info!("the snapshot is not used ({why}); folding the whole log");
             None
         }
         SnapshotRead::Damaged(why) => {

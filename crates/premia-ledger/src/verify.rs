@@ -272,7 +272,7 @@ impl<'a> Verifier<'a> {
         let (snapshot, snapshot_check) = match read_snapshot(dir, db) {
             SnapshotRead::Usable(snapshot) => (Some(snapshot), SnapshotCheck::NotReached),
             SnapshotRead::Absent => (None, SnapshotCheck::Absent),
-            SnapshotRead::OtherFormat(_) => (None, SnapshotCheck::Unused),
+            SnapshotRead::OtherFormat(_) | SnapshotRead::WithoutIndex(_) => (None, SnapshotCheck::Unused),
             SnapshotRead::Damaged(reason) => {
                 problems.push(Problem {
                     seq: 0,

@@ -47,6 +47,8 @@ pub(crate) struct Writer {
 #[derive(Default)]
 struct WriterProgress {
     durable: u64,
+    /// The committed head after the last durable batch (none before the first).
+    durable_head: Option<CommittedHead>,
     failure: Option<sled::Error>,
     /// Told the ticket of every batch made durable (and of a failure, as 0): async callers
     /// wake on it instead of blocking a thread in `wait`.
@@ -55,9 +57,12 @@ struct WriterProgress {
 
 impl WriterProgress {
     /// Records how writing the batch `ticket` went, and tells the hook.
-    fn record(&mut self, ticket: u64, result: Result<(), sled::Error>) {
+    fn record(&mut self, ticket: u64, result: Result<(), sled::Error>, head: CommittedHead) {
         match result {
-            Ok(()) if self.failure.is_none() => self.durable = ticket,
+            Ok(()) if self.failure.is_none() => {
+                self.durable = ticket;
+                self.durable_head = Some(head);
+            }
             Ok(()) => {}
             Err(e) => self.failure = Some(e),
         }
@@ -81,9 +86,10 @@ impl Writer {
         let shared = progress.clone();
         let thread = std::thread::Builder::new().name("premia-writer".into()).spawn(move || {
             for (ticket, pending) in receiver {
+                let head = pending.head;
                 let result = write_batch(&db, &mut head_file, pending);
                 let (lock, condvar) = &*shared;
-                lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).record(ticket, result);
+                lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).record(ticket, result, head);
                 condvar.notify_all();
             }
         })?;
@@ -123,6 +129,11 @@ impl Writer {
             progress = condvar.wait(progress).unwrap_or_else(|poisoned| poisoned.into_inner());
         }
         progress.failed()
+    }
+
+    /// The committed head after the last durable batch of this run, if any.
+    pub(crate) fn durable_head(&self) -> Option<CommittedHead> {
+        self.progress().durable_head
     }
 
     pub(crate) fn on_durable(&self, hook: Box<dyn Fn(u64) + Send>) {

@@ -10,7 +10,7 @@ use premia_ledger::checked_file::{decode_part, read_checked, write_checked, Chec
 use premia_ledger::export::{export, import_export, ImportError};
 use premia_ledger::ingest::{ingest_reader, IngestOptions};
 use premia_ledger::log::{decode_chunk, HASH_LEN, RAW_LEN_AT, RECORD_HEADER_LEN};
-use premia_ledger::snapshot::{SNAPSHOT_FORMAT, SNAPSHOT_KIND};
+use premia_ledger::snapshot::{ENTRY_INDEX_KIND, SNAPSHOT_FORMAT};
 use premia_ledger::verify::{verify, ProblemKind, SnapshotCheck};
 use premia_ledger::{Ledger, LedgerOptions};
 
@@ -276,20 +276,20 @@ fn an_export_ingested_into_an_empty_ledger_gives_the_same_log_statements_and_sea
 fn a_snapshot_that_differs_from_the_fold_is_reported() {
     let dir = tempfile::tempdir().expect("a temp dir");
     seeded(dir.path());
-    // The snapshot is a checked file whose body is (last seq, last hash), fold state, entry
-    // index, in bincode. Point November's entries at a batch that does not hold them, and
+    // The entry index beside the snapshot is a checked file whose body is (last seq, last
+    // hash) and the index. Point November's entries at a batch that does not hold them, and
     // write it back with a correct checksum: a stored projection now differs from the log,
     // though every hash and checksum still matches.
-    let path = dir.path().join("snapshot.bin");
-    let read = read_checked(&path, SNAPSHOT_KIND, SNAPSHOT_FORMAT, |input, limit| {
+    let path = dir.path().join("entry-index.bin");
+    let read = read_checked(&path, ENTRY_INDEX_KIND, SNAPSHOT_FORMAT, |input, limit| {
         let covers: (u64, [u8; 32]) = decode_part(input, limit)?;
-        let state: premia_core::LedgerState = decode_part(input, limit)?;
         let index: std::collections::BTreeMap<Period, Vec<u64>> = decode_part(input, limit)?;
-        Ok((covers, state, index))
+        Ok((covers, index))
     });
-    let Ok(Checked::Read((covers, state, mut index))) = read else { panic!("a readable snapshot") };
+    let Ok(Checked::Read((covers, mut index))) = read else { panic!("a readable entry index") };
     index.get_mut(&period("2026-11")).expect("November is indexed").push(9999);
-    write_checked(&path, SNAPSHOT_KIND, SNAPSHOT_FORMAT, &[&covers, &state, &index]).expect("write the snapshot");
+    write_checked(&path, ENTRY_INDEX_KIND, SNAPSHOT_FORMAT, &[&covers, &index]).expect("write the index");
+    let state = open(dir.path()).state().clone();
 
     let report = verify(dir.path(), |_| {}).expect("verify runs");
     let last = state.next_seq() - 1;

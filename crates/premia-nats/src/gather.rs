@@ -3,9 +3,11 @@
 
 use premia_core::fold::Admitted;
 use premia_core::Admission;
-use premia_ledger::ingest::{now_ms, tally};
+use std::sync::Arc;
+
+use premia_ledger::ingest::tally;
 use premia_ledger::serving::{ReasonCounts, ServeReport};
-use premia_ledger::{Ledger, Origin};
+use premia_ledger::{Ledger, Origin, StreamPlace};
 
 use crate::receive::{ParsedChunk, Received};
 use crate::streams::stored_cursor;
@@ -33,6 +35,7 @@ impl Gathering {
     pub(crate) fn fold(
         &mut self,
         ledger: &mut Ledger,
+        stream: &Arc<str>,
         cursor_key: &str,
         chunk: ParsedChunk,
         first_seq: u64,
@@ -49,7 +52,7 @@ impl Gathering {
                 continue;
             }
             cursor = message.stream_sequence;
-            self.offer(ledger, message, &parsed_with, first_seq, report);
+            self.offer(ledger, stream, message, &parsed_with, first_seq, report);
         }
         if last.is_some() {
             self.last = last;
@@ -61,12 +64,13 @@ impl Gathering {
     fn offer(
         &mut self,
         ledger: &mut Ledger,
+        stream: &Arc<str>,
         message: Received,
         parsed_with: &std::sync::Arc<premia_core::Scheme>,
         first_seq: u64,
         report: &mut ServeReport,
     ) {
-        let Received { payload, event: parsed, .. } = message;
+        let Received { payload, event: parsed, stream_sequence, published_ms, .. } = message;
         // Taken from the parse already made: the plan's manager and period do not depend on
         // the scheme, so they hold even if the fold parses the event again.
         let plan = match &parsed {
@@ -75,7 +79,10 @@ impl Gathering {
             }
             _ => None,
         };
-        let admitted = ledger.offer_parsed(&payload, parsed, parsed_with, Origin::Nats, Admission::Publisher, now_ms());
+        // The record's place and arrival come from the stream, so every ledger that takes this
+        // stream in writes the same record with the same hash.
+        let origin = Origin::Stream(StreamPlace { stream: stream.clone(), seq: stream_sequence });
+        let admitted = ledger.offer_parsed(&payload, parsed, parsed_with, origin, Admission::Publisher, published_ms);
         tally(&mut report.counts, &admitted, first_seq);
         tally_reasons(&mut report.rejected_by_reason, &admitted, first_seq);
         match &admitted {

@@ -33,6 +33,9 @@ pub(crate) enum Failure {
 pub(crate) struct Received {
     pub(crate) payload: bytes::Bytes,
     pub(crate) stream_sequence: u64,
+    /// When JetStream stored the message (Unix milliseconds): the record's arrival, the same
+    /// for every ledger that takes the stream in.
+    pub(crate) published_ms: i64,
     /// Messages the server still had for the consumer after this one.
     pub(crate) pending: u64,
     pub(crate) event: Result<premia_core::Event, premia_core::Rejection>,
@@ -52,8 +55,10 @@ pub(crate) fn received(message: &jetstream::Message, scheme: &Scheme) -> Result<
     })?;
     let (stream_sequence, pending) = (info.stream_sequence, info.pending);
     assert!(stream_sequence > 0, "JetStream numbers a stream's messages from 1, and delivered a 0");
+    let published_ms = i64::try_from(info.published.unix_timestamp_nanos() / 1_000_000)
+        .expect("a JetStream timestamp in milliseconds fits an i64");
     let event = premia_core::event::parse_event(&message.payload, scheme, Admission::Publisher);
-    Ok(Received { payload: message.payload.clone(), stream_sequence, pending, event })
+    Ok(Received { payload: message.payload.clone(), stream_sequence, published_ms, pending, event })
 }
 
 /// Parses one chunk of deliveries up to the first failure: a receive error, or a message without

@@ -102,6 +102,8 @@ struct ServeLoop<'a> {
     statements: Option<Arc<ReadModel>>,
     /// Where the ledger keeps the last stream sequence it took in.
     cursor_key: String,
+    /// The events stream's name, for each record's origin.
+    stream: std::sync::Arc<str>,
     /// The ledger's next seq when serving started: the counters count from here.
     first_seq: u64,
     last_snapshot_seq: u64,
@@ -181,6 +183,7 @@ impl<'a> ServeLoop<'a> {
             queries,
             statements,
             cursor_key: cursor_name(settings),
+            stream: settings.stream.as_str().into(),
             first_seq,
             last_snapshot_seq: first_seq,
             report: ServeReport::default(),
@@ -354,7 +357,7 @@ impl<'a> ServeLoop<'a> {
     /// goes to the parser, so what follows is parsed under it.
     fn fold(&mut self, chunk: ParsedChunk, schemes: &watch::Sender<Arc<Scheme>>) {
         let folding = Instant::now();
-        self.gathering.fold(self.ledger, &self.cursor_key, chunk, self.first_seq, &mut self.report);
+        self.gathering.fold(self.ledger, &self.stream, &self.cursor_key, chunk, self.first_seq, &mut self.report);
         if !Arc::ptr_eq(&schemes.borrow(), &self.ledger.state().scheme_shared()) {
             schemes.send_replace(self.ledger.state().scheme_shared());
         }
