@@ -88,4 +88,5 @@ pub fn serve_http_with(work: &Path, nats_url: &str, tokens: &[(&str, &str)], ext
     (serve, base)
 }
 
+pub mod nats_cluster;
 pub mod nats_server;

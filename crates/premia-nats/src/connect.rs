@@ -8,6 +8,8 @@ use premia_ledger::LedgerError;
 /// How to reach NATS. Every field can come from a flag, an environment variable or the config file.
 #[derive(Debug, Clone, Default)]
 pub struct NatsSettings {
+    /// One server, or a cluster's seed servers separated by commas (the NATS convention:
+    /// `nats://h1:4222,nats://h2:4222`); the client learns the rest of the cluster from them.
     pub url: String,
     pub user: Option<String>,
     pub password: Option<String>,
@@ -20,6 +22,9 @@ pub struct NatsSettings {
     pub tls_ca_file: Option<PathBuf>,
     /// Refuse to talk to the server without TLS.
     pub tls_required: bool,
+    /// Keep trying when no server answers yet (serve, which rides out NATS being away; a
+    /// one-shot command fails at once instead).
+    pub retry_initial_connect: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +47,19 @@ pub enum NatsError {
          premia serve again: it resumes after the last stored message"
     )]
     Metadata { subject: String, reply: Option<String>, reason: String },
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_url_list_names_every_seed_server() {
+        let servers = super::servers("nats://h1:4222, nats://h2:4223,nats://h3:4224").unwrap();
+        assert_eq!(servers.len(), 3);
+        assert_eq!(servers[1].port(), 4223);
+        let err = super::servers("nats://h1:4222,nats://h2:port").unwrap_err().to_string();
+        assert!(err.contains("\"nats://h2:port\" is not a server URL"), "{err}");
+        assert!(super::servers(" , ").is_err());
+    }
 }
 
 pub(crate) fn js_error(action: impl Into<String>) -> impl FnOnce(String) -> NatsError {
@@ -73,8 +91,28 @@ pub async fn connect(settings: &NatsSettings) -> Result<async_nats::Client, Nats
     if settings.tls_required {
         options = options.require_tls(true);
     }
-    options
-        .connect(settings.url.as_str())
-        .await
-        .map_err(|e| NatsError::Connect { url: settings.url.clone(), reason: e.to_string() })
+    if settings.retry_initial_connect {
+        options = options.retry_on_initial_connect();
+    }
+    let servers = servers(&settings.url)?;
+    options.connect(servers).await.map_err(|e| NatsError::Connect { url: settings.url.clone(), reason: e.to_string() })
+}
+
+/// The servers of a URL list (`nats://h1:4222,nats://h2:4222`), each checked.
+pub fn servers(list: &str) -> Result<Vec<async_nats::ServerAddr>, NatsError> {
+    let servers: Vec<&str> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    if servers.is_empty() {
+        return Err(NatsError::Connect { url: list.to_string(), reason: "no server is named".into() });
+    }
+    servers
+        .into_iter()
+        .map(|server| {
+            server.parse::<async_nats::ServerAddr>().map_err(|e| NatsError::Connect {
+                url: list.to_string(),
+                reason: format!(
+                    "{server:?} is not a server URL ({e}); give nats://HOST:PORT, several separated by commas"
+                ),
+            })
+        })
+        .collect()
 }

@@ -22,7 +22,7 @@ mod streams;
 
 pub use connect::{connect, NatsError, NatsSettings};
 pub use feed::{feed_messages, feed_schema, FeedMessage};
-pub use publish::{publish_lines, PublishReport};
+pub use publish::{publish_lines, PublishReport, RETRY_FOR};
 pub use serve::{serve, Readers, ServeOptions};
 pub use streams::{
     cursor_name, delete_consumer, ensure_feed_stream, ensure_stream, message_id, reset_consumer, subject_prefix,

@@ -79,6 +79,10 @@ pub async fn serve(
     ServeLoop::start(ledger, client, settings, options, readers)?.run(shutdown).await
 }
 
+/// How long serve keeps trying to set up its stream and consumer at start before it reports
+/// the failure.
+const STARTUP_PATIENCE: Duration = Duration::from_secs(30);
+
 /// A folded batch on its way to disk: acked, announced and fed once it is durable.
 struct InFlight {
     ticket: u64,
@@ -198,15 +202,23 @@ impl<'a> ServeLoop<'a> {
     async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<ServeReport, NatsError> {
         tokio::pin!(shutdown);
         let mut setup_failures = 0u32;
+        let started = Instant::now();
         let failure = loop {
             let then = match self.connect().await {
                 Ok(connection) => {
                     setup_failures = 0;
                     self.consume(connection, &mut shutdown).await?
                 }
-                // The first setup failing is a configuration problem: say so at once. Later ones
-                // are NATS coming back after a restart: wait for it.
-                Err(e) if self.report.batches == 0 && self.report.resumes == 0 => return Err(e),
+                // A first setup that keeps failing is a configuration problem: say so, after
+                // STARTUP_PATIENCE (a cluster electing its leaders, a server just starting, does
+                // not answer at once). Later ones are NATS coming back after a restart: wait.
+                Err(e)
+                    if self.report.batches == 0
+                        && self.report.resumes == 0
+                        && started.elapsed() >= STARTUP_PATIENCE =>
+                {
+                    return Err(e)
+                }
                 Err(e) => {
                     setup_failures += 1;
                     if setup_failures % 10 == 1 {

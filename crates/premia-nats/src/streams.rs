@@ -15,6 +15,9 @@ pub struct StreamSettings {
     pub consumer: String,
     /// JetStream drops a message whose `Nats-Msg-Id` it saw within this window.
     pub duplicate_window: Duration,
+    /// The replicas a missing events stream is created with (3 on a three-node cluster keeps
+    /// every event on three servers).
+    pub replicas: usize,
 }
 
 impl Default for StreamSettings {
@@ -24,6 +27,7 @@ impl Default for StreamSettings {
             subjects: vec!["crm.events.>".into()],
             consumer: "premia".into(),
             duplicate_window: Duration::from_secs(120),
+            replicas: 1,
         }
     }
 }
@@ -51,17 +55,33 @@ pub async fn ensure_feed_stream(js: &jetstream::Context) -> Result<stream::Strea
     .map_err(|e| js_error(format!("create or open the stream {FEED_STREAM}"))(e.to_string()))
 }
 
-/// The events stream: file-backed, created when missing.
+/// The events stream: file-backed, created when missing with `settings.replicas` replicas; an
+/// existing one with fewer is used as it is, with a warning (premia does not change a stream it
+/// did not create).
 pub async fn ensure_stream(js: &jetstream::Context, settings: &StreamSettings) -> Result<stream::Stream, NatsError> {
-    js.get_or_create_stream(stream::Config {
-        name: settings.stream.clone(),
-        subjects: settings.subjects.clone(),
-        storage: stream::StorageType::File,
-        duplicate_window: settings.duplicate_window,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| js_error(format!("create or open the stream {}", settings.stream))(e.to_string()))
+    let stream = js
+        .get_or_create_stream(stream::Config {
+            name: settings.stream.clone(),
+            subjects: settings.subjects.clone(),
+            storage: stream::StorageType::File,
+            duplicate_window: settings.duplicate_window,
+            num_replicas: settings.replicas,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| js_error(format!("create or open the stream {}", settings.stream))(e.to_string()))?;
+    let replicas = stream.cached_info().config.num_replicas.max(1);
+    if replicas < settings.replicas {
+        tracing::warn!(
+            stream = %settings.stream,
+            replicas,
+            wanted = settings.replicas,
+            "the events stream has fewer replicas than asked for; raise them with `nats stream edit {} --replicas {}`",
+            settings.stream,
+            settings.replicas
+        );
+    }
+    Ok(stream)
 }
 
 /// premia's durable pull consumer, starting right after `cursor` (the last stream sequence the

@@ -236,7 +236,9 @@ pub struct BackupArgs {
 
 #[derive(Debug, Args)]
 pub struct NatsArgs {
-    /// The NATS server [default: nats://127.0.0.1:4222, or the config file's nats.url].
+    /// The NATS server, or a cluster's seed servers separated by commas
+    /// (nats://h1:4222,nats://h2:4222) [default: nats://127.0.0.1:4222, or the config file's
+    /// nats.url].
     #[arg(long, env = "PREMIA_NATS_URL", value_name = "URL")]
     pub nats_url: Option<String>,
     #[arg(long, env = "PREMIA_NATS_USER", value_name = "USER", requires = "nats_password")]
@@ -260,6 +262,11 @@ pub struct NatsArgs {
     /// The JetStream stream of CRM events [default: PREMIA_EVENTS].
     #[arg(long, env = "PREMIA_STREAM")]
     pub stream: Option<String>,
+    /// Create a missing events stream with this many replicas (3 on a three-node cluster);
+    /// an existing stream with fewer is used as it is, with a warning [default: the config
+    /// file's stream_replicas, else 1].
+    #[arg(long, env = "PREMIA_STREAM_REPLICAS", value_name = "N", value_parser = clap::value_parser!(u64).range(1..=5))]
+    pub stream_replicas: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -56,6 +56,8 @@ pub struct ConfigFile {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NatsConfig {
+    /// One server, or a cluster's seed servers: a list, or one string separated by commas.
+    #[serde(default, deserialize_with = "url_list")]
     pub url: Option<String>,
     pub user: Option<String>,
     pub password: Option<String>,
@@ -67,6 +69,23 @@ pub struct NatsConfig {
     pub tls_required: bool,
     pub stream: Option<String>,
     pub consumer: Option<String>,
+    /// Replicas of a missing events stream when premia creates it (`--stream-replicas` wins).
+    pub stream_replicas: Option<usize>,
+}
+
+/// `url = "nats://h1:4222"`, `url = "nats://h1:4222,nats://h2:4222"` or
+/// `url = ["nats://h1:4222", "nats://h2:4222"]`, as the one comma-separated list NATS clients take.
+fn url_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Urls {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(Option::<Urls>::deserialize(deserializer)?.map(|urls| match urls {
+        Urls::One(url) => url,
+        Urls::Many(urls) => urls.join(","),
+    }))
 }
 
 /// The config file's settings, or none when no file is given.
@@ -92,6 +111,16 @@ mod tests {
         assert!(!tokens.is_empty());
         // The sample leaves the address to the default.
         assert_eq!(http_listen(None, false, config.http.listen.as_deref()).unwrap().as_deref(), Some("127.0.0.1:8080"));
+    }
+
+    #[test]
+    fn the_nats_url_may_be_a_list_of_seed_servers() {
+        let one: ConfigFile = toml::from_str("[nats]\nurl = \"nats://h1:4222,nats://h2:4222\"").unwrap();
+        assert_eq!(one.nats.url.as_deref(), Some("nats://h1:4222,nats://h2:4222"));
+        let list: ConfigFile = toml::from_str("[nats]\nurl = [\"nats://h1:4222\", \"nats://h2:4222\"]").unwrap();
+        assert_eq!(list.nats.url.as_deref(), Some("nats://h1:4222,nats://h2:4222"));
+        let none: ConfigFile = toml::from_str("[nats]\nstream = \"S\"").unwrap();
+        assert_eq!(none.nats.url, None);
     }
 
     #[test]

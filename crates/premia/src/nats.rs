@@ -24,11 +24,21 @@ pub(crate) fn settings(args: &NatsArgs, config: &ConfigFile) -> NatsSettings {
         creds_file: args.nats_creds.clone().or(file.creds.clone()),
         tls_ca_file: args.nats_tls_ca.clone().or(file.tls_ca.clone()),
         tls_required: args.nats_tls_required || file.tls_required,
+        retry_initial_connect: false,
     }
 }
 
 pub(crate) fn stream_name(args: &NatsArgs, config: &ConfigFile) -> String {
     args.stream.clone().or(config.nats.stream.clone()).unwrap_or_else(|| StreamSettings::default().stream)
+}
+
+/// The events stream as the flags, then the config file, say.
+pub(crate) fn stream_settings(args: &NatsArgs, config: &ConfigFile) -> StreamSettings {
+    StreamSettings {
+        stream: stream_name(args, config),
+        replicas: args.stream_replicas.map(|n| n as usize).or(config.nats.stream_replicas).unwrap_or(1),
+        ..StreamSettings::default()
+    }
 }
 
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -69,18 +79,19 @@ pub fn serve(data_dir: &Path, args: &ServeArgs, config: &ConfigFile) -> anyhow::
     let listener = http.as_deref().map(bind_http).transpose()?;
     let mut ledger = Ledger::open(data_dir, &LedgerOptions::default(), "serve")?;
     let stream = StreamSettings {
-        stream: stream_name(&args.nats, config),
         consumer: args
             .consumer
             .clone()
             .or(config.nats.consumer.clone())
             .unwrap_or_else(|| StreamSettings::default().consumer),
-        ..StreamSettings::default()
+        ..stream_settings(&args.nats, config)
     };
     let options =
         ServeOptions { batch: args.batch as usize, drain: args.drain, feed: !args.no_feed, ..ServeOptions::default() };
     let report = runtime()?.block_on(async {
-        let client = premia_nats::connect(&settings(&args.nats, config)).await?;
+        // serve rides out a NATS that is not up yet, as it rides out one that goes away.
+        let nats = premia_nats::NatsSettings { retry_initial_connect: true, ..settings(&args.nats, config) };
+        let client = premia_nats::connect(&nats).await?;
         let readers = match listener {
             Some(listener) => {
                 let backup_dir = args.backup_dir.clone().or(config.http.backup_dir.clone());
@@ -186,6 +197,9 @@ fn start_http(
     Ok(premia_nats::Readers { queries: receiver, statements })
 }
 
+/// The exit status of `publish` when some lines were never acknowledged.
+pub const PUBLISH_UNCONFIRMED: u8 = 5;
+
 pub fn publish(args: &PublishArgs, config: &ConfigFile) -> anyhow::Result<ExitCode> {
     let reader: Box<dyn BufRead + Send> = if args.input == "-" {
         Box::new(BufReader::with_capacity(1 << 20, io::stdin()))
@@ -194,7 +208,7 @@ pub fn publish(args: &PublishArgs, config: &ConfigFile) -> anyhow::Result<ExitCo
             std::fs::File::open(&args.input).with_context(|| format!("cannot open {}; check the path", args.input))?;
         Box::new(BufReader::with_capacity(1 << 20, file))
     };
-    let stream = StreamSettings { stream: stream_name(&args.nats, config), ..StreamSettings::default() };
+    let stream = stream_settings(&args.nats, config);
     let bar = progress_bar(None, "publishing");
     let report = runtime()?.block_on(async {
         let client = premia_nats::connect(&settings(&args.nats, config)).await?;
@@ -218,7 +232,24 @@ pub fn publish(args: &PublishArgs, config: &ConfigFile) -> anyhow::Result<ExitCo
                     report.without_id
                 );
             }
+            if report.resent > 0 {
+                println!(
+                    "resent      {:>10}   (not acknowledged at first; sent again with the same message id)",
+                    report.resent
+                );
+            }
         }
+    }
+    if !report.unconfirmed.is_empty() {
+        let lines: Vec<String> = report.unconfirmed.iter().map(u64::to_string).collect();
+        eprintln!(
+            "error: JetStream never acknowledged {} line(s) of {} within {} s: line {}. They may or may not be in the stream: publish the file again once NATS answers (events carry a message id, so what is stored already is a duplicate)",
+            lines.len(),
+            args.input,
+            premia_nats::RETRY_FOR.as_secs(),
+            lines.join(", ")
+        );
+        return Ok(ExitCode::from(PUBLISH_UNCONFIRMED));
     }
     Ok(ExitCode::SUCCESS)
 }

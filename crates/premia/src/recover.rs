@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::cli::{BackupArgs, Format, RecoverArgs};
 use crate::config::ConfigFile;
-use crate::nats::{runtime, settings, stream_name};
+use crate::nats::{runtime, settings, stream_settings};
 use crate::support::progress_bar;
 
 /// What the damaged data dir's committed head says, as far as it can be read.
@@ -111,9 +111,8 @@ fn from_export(ledger: &mut Ledger, file: &Path) -> anyhow::Result<Counts> {
 
 fn from_stream(ledger: &mut Ledger, args: &RecoverArgs, config: &ConfigFile) -> anyhow::Result<(String, Counts)> {
     let stream = StreamSettings {
-        stream: stream_name(&args.nats, config),
         consumer: args.consumer.clone().unwrap_or_else(|| "premia-recover".to_string()),
-        ..StreamSettings::default()
+        ..stream_settings(&args.nats, config)
     };
     let options = ServeOptions { drain: true, feed: false, ..ServeOptions::default() };
     let report = runtime()?.block_on(async {
