@@ -85,3 +85,107 @@ fn two_replicas_of_one_stream_build_the_same_ledger_byte_for_byte() {
     premia(&clean, &["ingest", file]);
     assert!(without_seals(in_a) == without_seals(statements(&clean, &periods)), "a replica differs from a file ingest");
 }
+
+/// Every accrual in the feed stream, as (manager, period, entry seq, kind, amount), counted.
+fn feed_entries(url: &str) -> (usize, std::collections::BTreeMap<(String, String, u64, String, String), usize>) {
+    use futures::StreamExt;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect(url).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let mut stream = js.get_stream("PREMIA_FEED").await.unwrap();
+        let stored = stream.info().await.unwrap().state.messages as usize;
+        let consumer = stream.create_consumer(async_nats::jetstream::consumer::pull::Config::default()).await.unwrap();
+        let mut messages = consumer.messages().await.unwrap();
+        let (mut count, mut entries) = (0, std::collections::BTreeMap::new());
+        while count < stored {
+            let message = messages.next().await.expect("the feed's messages").unwrap();
+            message.ack().await.unwrap();
+            let message: Value = serde_json::from_slice(&message.payload).unwrap();
+            count += 1;
+            for update in message["updates"].as_array().unwrap() {
+                for entry in update["entries"].as_array().unwrap() {
+                    let key = (
+                        message["manager_id"].as_str().unwrap().to_string(),
+                        update["period"].as_str().unwrap().to_string(),
+                        entry["event"]["seq"].as_u64().unwrap(),
+                        entry["kind"].as_str().unwrap().to_string(),
+                        entry["amount"].as_str().unwrap().to_string(),
+                    );
+                    *entries.entry(key).or_insert(0) += 1;
+                }
+            }
+        }
+        (count, entries)
+    })
+}
+
+/// The entries of the ledger's statements, keyed as the feed's are.
+fn ledger_entries(
+    dir: &Path,
+    periods: &[&str],
+) -> std::collections::BTreeMap<(String, String, u64, String, String), usize> {
+    let mut entries = std::collections::BTreeMap::new();
+    for (period, statement) in periods.iter().zip(statements(dir, periods)) {
+        for manager in statement["managers"].as_array().unwrap() {
+            for entry in manager["entries"].as_array().unwrap() {
+                let key = (
+                    manager["manager_id"].as_str().unwrap().to_string(),
+                    period.to_string(),
+                    entry["event"]["seq"].as_u64().unwrap(),
+                    entry["kind"].as_str().unwrap().to_string(),
+                    entry["amount"].as_str().unwrap().to_string(),
+                );
+                *entries.entry(key).or_insert(0) += 1;
+            }
+        }
+    }
+    entries
+}
+
+#[test]
+fn two_replicas_serving_at_once_put_each_accrual_in_the_feed_once() {
+    let server = NatsServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let generated = premia(work.path(), &["generate", "--events", "6000", "--seed", "43", "--events-per-day", "250"]);
+    let file = work.path().join("events.jsonl");
+    std::fs::write(&file, &generated.stdout).unwrap();
+    premia(work.path(), &["publish", file.to_str().unwrap(), "--nats-url", &server.url()]);
+
+    // Both replicas publish the feed, at the same time, in batches of their own.
+    let url = server.url();
+    let serve = |name: &str, batch: &str| {
+        let dir = work.path().join(name);
+        let child = Command::new(PREMIA)
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(["serve", "--drain", "--http", "off", "--nats-url", &url, "--consumer", name, "--batch", batch])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        (dir, child)
+    };
+    let (a, mut serving_a) = serve("replica-a", "100");
+    let (b, mut serving_b) = serve("replica-b", "37");
+    assert!(serving_a.wait().unwrap().success() && serving_b.wait().unwrap().success());
+
+    let periods = ["2026-01", "2026-02"];
+    let booked = ledger_entries(&a, &periods);
+    assert_eq!(booked, ledger_entries(&b, &periods));
+    assert!(booked.len() > 500, "the stream books a good many entries: {}", booked.len());
+    let (messages, fed) = feed_entries(&url);
+    let doubled: Vec<_> = fed.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(doubled.is_empty(), "accruals in the feed more than once: {doubled:?}");
+    let fed_in_periods: std::collections::BTreeMap<_, _> =
+        fed.into_iter().filter(|((_, period, ..), _)| periods.contains(&period.as_str())).collect();
+    let missing: Vec<_> = booked.keys().filter(|k| !fed_in_periods.contains_key(*k)).take(5).collect();
+    let extra: Vec<_> = fed_in_periods.keys().filter(|k| !booked.contains_key(*k)).take(5).collect();
+    assert!(
+        fed_in_periods == booked,
+        "the feed's accruals differ from the ledger's entries: {} in the ledger, {} fed; not fed {missing:?}; fed, not booked {extra:?}",
+        booked.len(),
+        fed_in_periods.len()
+    );
+    eprintln!("{messages} feed messages carried {} accruals once each", booked.len());
+}

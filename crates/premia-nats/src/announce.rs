@@ -24,6 +24,7 @@ impl Announcer {
         let task = tokio::spawn(async move {
             let js = jetstream::new(client.clone());
             let mut failures = FeedFailures::default();
+            let mut published = Published::default();
             let mut acks = futures::stream::FuturesUnordered::<FeedAck>::new();
             loop {
                 tokio::select! {
@@ -37,7 +38,8 @@ impl Announcer {
                         for (rejection, payload) in rejected {
                             publish_rejection(&client, &rejection, payload).await;
                         }
-                        publish_feed(&js, feed, &mut acks, &mut failures).await;
+                        published.refresh(&js).await;
+                        publish_feed(&js, feed, published.high_water, &mut acks, &mut failures).await;
                     }
                 }
             }
@@ -80,16 +82,57 @@ type FeedAck =
 /// The most feed messages awaiting JetStream's confirmation at once.
 const FEED_ACKS_IN_FLIGHT: usize = 4096;
 
+/// How far the feed stream already goes: the ledger seq of its last message, whoever published
+/// it (this premia, or another replica of the same stream), read again at most once a second.
+#[derive(Default)]
+struct Published {
+    high_water: u64,
+    read_at: Option<std::time::Instant>,
+}
+
+impl Published {
+    async fn refresh(&mut self, js: &jetstream::Context) {
+        if self.read_at.is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(1)) {
+            return;
+        }
+        self.read_at = Some(std::time::Instant::now());
+        if let Some(seq) = last_published_seq(js).await {
+            self.high_water = self.high_water.max(seq);
+        }
+    }
+}
+
+/// The ledger seq of the feed stream's last message, if it can be read.
+async fn last_published_seq(js: &jetstream::Context) -> Option<u64> {
+    let mut stream = js.get_stream(crate::streams::FEED_STREAM).await.ok()?;
+    let last = stream.info().await.ok()?.state.last_sequence;
+    if last == 0 {
+        return None;
+    }
+    let message = stream.get_raw_message(last).await.ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&message.payload).ok()?;
+    value["ledger_seq"].as_u64()
+}
+
 /// Publishes the feed of a committed batch in order; confirmations are awaited alongside,
 /// up to [`FEED_ACKS_IN_FLIGHT`] at once, so a slow or restarting server never stalls the
 /// publishing of later batches for a round trip each.
+///
+/// Each message carries its `Nats-Msg-Id` (`<manager>:<ledger_seq>`), so when replicas of one
+/// stream publish the same message, JetStream keeps one. A message of a record below `high_water`
+/// is in the stream already (a replica ahead of this one published it; messages are published in
+/// ledger order) and is not sent again: that also covers a replica catching up from further
+/// behind than the stream's duplicate window. The record at `high_water` itself is sent again,
+/// because the replica ahead may have died between two managers' messages of that record; the
+/// message id keeps the ones it did publish from doubling.
 async fn publish_feed(
     js: &jetstream::Context,
     messages: Vec<FeedMessage>,
+    high_water: u64,
     acks: &mut futures::stream::FuturesUnordered<FeedAck>,
     failures: &mut FeedFailures,
 ) {
-    for message in messages {
+    for message in messages.into_iter().filter(|m| m.ledger_seq >= high_water) {
         while acks.len() >= FEED_ACKS_IN_FLIGHT {
             if let Some(Err(e)) = acks.next().await {
                 failures.count(&e);
@@ -103,7 +146,9 @@ async fn publish_feed(
                 continue;
             }
         };
-        match js.publish(subject, payload.into()).await {
+        let publish =
+            jetstream::message::PublishMessage::build().payload(payload.into()).message_id(message.message_id());
+        match js.send_publish(subject, publish).await {
             Ok(ack) => acks.push(Box::pin(async move { ack.await.map(|_| ()) })),
             Err(e) => failures.count(&e),
         }

@@ -9,6 +9,7 @@ use premia_ledger::ingest::tally;
 use premia_ledger::serving::{ReasonCounts, ServeReport};
 use premia_ledger::{Ledger, Origin, StreamPlace};
 
+use crate::feed::{record_feed, FeedMessage};
 use crate::receive::{ParsedChunk, Received};
 use crate::streams::stored_cursor;
 
@@ -21,9 +22,9 @@ pub(crate) struct Gathering {
     pub(crate) last: Option<async_nats::jetstream::Message>,
     pub(crate) messages: usize,
     pub(crate) rejected: Vec<(premia_core::Rejection, bytes::Bytes)>,
-    pub(crate) booked: Vec<premia_core::Entry>,
-    /// (manager, period) of each plan assignment applied: no entry, yet the projection moved.
-    pub(crate) plans: Vec<(String, premia_core::Period)>,
+    /// The feed messages of the records gathered (when the feed is on), each computed from the
+    /// state right after its record.
+    pub(crate) feed: Vec<FeedMessage>,
     /// The last message said nothing more was pending for the consumer.
     pub(crate) drained: bool,
 }
@@ -39,6 +40,7 @@ impl Gathering {
         cursor_key: &str,
         chunk: ParsedChunk,
         first_seq: u64,
+        feed: bool,
         report: &mut ServeReport,
     ) {
         let ParsedChunk { messages: received, last, parsed_with, .. } = chunk;
@@ -52,7 +54,7 @@ impl Gathering {
                 continue;
             }
             cursor = message.stream_sequence;
-            self.offer(ledger, stream, message, &parsed_with, first_seq, report);
+            self.offer(ledger, stream, message, &parsed_with, first_seq, feed, report);
         }
         if last.is_some() {
             self.last = last;
@@ -68,6 +70,7 @@ impl Gathering {
         message: Received,
         parsed_with: &std::sync::Arc<premia_core::Scheme>,
         first_seq: u64,
+        feed: bool,
         report: &mut ServeReport,
     ) {
         let Received { payload, event: parsed, stream_sequence, published_ms, .. } = message;
@@ -87,17 +90,19 @@ impl Gathering {
         tally_reasons(&mut report.rejected_by_reason, &admitted, first_seq);
         match &admitted {
             Admitted::Rejected(rejection) => self.rejected.push((rejection.clone(), payload)),
-            Admitted::Logged { folded, .. } => {
+            Admitted::Logged { seq, folded, .. } if feed => {
+                let mut booked = Vec::new();
+                let mut plan_changed = false;
                 for f in folded {
                     if let premia_core::Outcome::Applied { entries } = &f.outcome {
-                        self.booked.extend(entries.iter().cloned());
-                        if f.event_type == premia_core::EventType::PlanAssigned && !f.released {
-                            self.plans.extend(plan.clone());
-                        }
+                        booked.extend(entries.iter().cloned());
+                        plan_changed |= f.event_type == premia_core::EventType::PlanAssigned && !f.released;
                     }
                 }
+                let plan_change = plan.as_ref().filter(|_| plan_changed).map(|(m, p)| (m.as_str(), *p));
+                self.feed.extend(record_feed(ledger.state(), *seq, &booked, plan_change));
             }
-            Admitted::Duplicate => {}
+            Admitted::Logged { .. } | Admitted::Duplicate => {}
         }
     }
 }

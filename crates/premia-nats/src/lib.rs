@@ -21,7 +21,7 @@ mod serve;
 mod streams;
 
 pub use connect::{connect, NatsError, NatsSettings};
-pub use feed::{feed_messages, feed_schema, FeedMessage};
+pub use feed::{feed_schema, record_feed, FeedMessage};
 pub use publish::{publish_lines, PublishReport, RETRY_FOR};
 pub use serve::{serve, Readers, ServeOptions};
 pub use streams::{

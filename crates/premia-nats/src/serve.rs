@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::announce::Announcer;
 use crate::connect::{js_error, NatsError};
-use crate::feed::{feed_messages, FeedMessage};
+use crate::feed::FeedMessage;
 use crate::gather::Gathering;
 use crate::receive::{spawn_parser, Failure, ParsedChunk};
 use crate::streams::{
@@ -369,7 +369,8 @@ impl<'a> ServeLoop<'a> {
     /// goes to the parser, so what follows is parsed under it.
     fn fold(&mut self, chunk: ParsedChunk, schemes: &watch::Sender<Arc<Scheme>>) {
         let folding = Instant::now();
-        self.gathering.fold(self.ledger, &self.stream, &self.cursor_key, chunk, self.first_seq, &mut self.report);
+        let feed = self.options.feed;
+        self.gathering.fold(self.ledger, &self.stream, &self.cursor_key, chunk, self.first_seq, feed, &mut self.report);
         if !Arc::ptr_eq(&schemes.borrow(), &self.ledger.state().scheme_shared()) {
             schemes.send_replace(self.ledger.state().scheme_shared());
         }
@@ -380,13 +381,12 @@ impl<'a> ServeLoop<'a> {
     /// and computes its feed from the state it leaves. Nothing gathered, nothing committed.
     fn commit(&mut self) -> Result<(), NatsError> {
         assert!(self.in_flight.is_none(), "a batch is committed only once the one before it is acknowledged");
-        let Gathering { last, messages, rejected, booked, plans, drained } = std::mem::take(&mut self.gathering);
+        let Gathering { last, messages, rejected, feed, drained } = std::mem::take(&mut self.gathering);
         let Some(last) = last else {
-            assert!(messages == 0 && rejected.is_empty() && booked.is_empty(), "gathered messages without a last one");
+            assert!(messages == 0 && rejected.is_empty() && feed.is_empty(), "gathered messages without a last one");
             return Ok(());
         };
         let cursor = self.cursor();
-        let feed = if self.options.feed { feed_messages(self.ledger.state(), &booked, &plans) } else { vec![] };
         let ticket = self.ledger.submit()?;
         self.in_flight = Some(InFlight { ticket, last, messages, cursor, rejected, feed, drained });
         Ok(())
