@@ -90,3 +90,4 @@ pub fn serve_http_with(work: &Path, nats_url: &str, tokens: &[(&str, &str)], ext
 
 pub mod nats_cluster;
 pub mod nats_server;
+pub mod soak;
