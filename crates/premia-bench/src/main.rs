@@ -412,7 +412,7 @@ async fn feed_latency(client: &async_nats::Client, args: &Args) -> anyhow::Resul
     let js = jetstream::new(client.clone());
     let _ = js.delete_stream(&settings.stream).await;
     premia_nats::ensure_stream(&js, &settings).await?;
-    premia_nats::ensure_feed_stream(&js).await?;
+    premia_nats::ensure_feed_stream(&js, 1).await?;
 
     let published_at: Arc<Mutex<HashMap<(String, String), Instant>>> = Arc::default();
     let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();

@@ -29,9 +29,7 @@ impl Announcer {
             loop {
                 tokio::select! {
                     Some(acked) = acks.next(), if !acks.is_empty() => {
-                        if let Err(e) = acked {
-                            failures.count(&e);
-                        }
+                        settle(&js, acked, &acks, &mut failures);
                     }
                     next = receiver.recv() => {
                         let Some((rejected, feed)) = next else { break };
@@ -44,9 +42,7 @@ impl Announcer {
                 }
             }
             while let Some(acked) = acks.next().await {
-                if let Err(e) = acked {
-                    failures.count(&e);
-                }
+                settle(&js, acked, &acks, &mut failures);
             }
             failures.count
         });
@@ -75,9 +71,56 @@ impl Announcer {
     }
 }
 
-/// JetStream's confirmation of one feed message.
-type FeedAck =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), jetstream::context::PublishError>> + Send>>;
+/// JetStream's confirmation of one feed message, or the message back with why it was not
+/// confirmed, to be sent again.
+type FeedAck = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), (FeedSend, String)>> + Send>>;
+
+/// One feed message on its way, with what it takes to send it again.
+struct FeedSend {
+    subject: String,
+    payload: bytes::Bytes,
+    id: String,
+    first_sent: std::time::Instant,
+    attempt: u32,
+}
+
+/// How long a feed message JetStream did not confirm is sent again (same message id, so a copy it
+/// did store is not stored twice) before it is counted as lost: long enough for a cluster to
+/// elect a new leader, short enough that stopping serve does not wait long for a dead NATS.
+const FEED_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Sends `message` (after a pause when it is a retry) and waits for JetStream's confirmation.
+fn send_feed(js: &jetstream::Context, message: FeedSend) -> FeedAck {
+    let js = js.clone();
+    Box::pin(async move {
+        if message.attempt > 0 {
+            let pause = std::time::Duration::from_millis(100 << message.attempt.min(4));
+            tokio::time::sleep(pause).await;
+        }
+        let publish =
+            jetstream::message::PublishMessage::build().payload(message.payload.clone()).message_id(message.id.clone());
+        match js.send_publish(message.subject.clone(), publish).await {
+            Ok(ack) => ack.await.map(|_| ()).map_err(|e| (message, e.to_string())),
+            Err(e) => Err((message, e.to_string())),
+        }
+    })
+}
+
+/// What a confirmation says: nothing to do, a message to send again, or one given up on.
+fn settle(
+    js: &jetstream::Context,
+    acked: Result<(), (FeedSend, String)>,
+    acks: &futures::stream::FuturesUnordered<FeedAck>,
+    failures: &mut FeedFailures,
+) {
+    let Err((mut message, error)) = acked else { return };
+    if message.first_sent.elapsed() < FEED_RETRY_FOR {
+        message.attempt += 1;
+        acks.push(send_feed(js, message));
+    } else {
+        failures.count(&error);
+    }
+}
 
 /// The most feed messages awaiting JetStream's confirmation at once.
 const FEED_ACKS_IN_FLIGHT: usize = 4096;
@@ -134,11 +177,10 @@ async fn publish_feed(
 ) {
     for message in messages.into_iter().filter(|m| m.ledger_seq >= high_water) {
         while acks.len() >= FEED_ACKS_IN_FLIGHT {
-            if let Some(Err(e)) = acks.next().await {
-                failures.count(&e);
+            if let Some(acked) = acks.next().await {
+                settle(js, acked, acks, failures);
             }
         }
-        let subject = format!("{FEED_SUBJECT_PREFIX}{}", subject_token(&message.manager_id));
         let payload = match serde_json::to_vec(&message) {
             Ok(p) => p,
             Err(e) => {
@@ -146,11 +188,20 @@ async fn publish_feed(
                 continue;
             }
         };
+        let subject = format!("{FEED_SUBJECT_PREFIX}{}", subject_token(&message.manager_id));
+        let send = FeedSend {
+            subject: subject.clone(),
+            payload: payload.into(),
+            id: message.message_id(),
+            first_sent: std::time::Instant::now(),
+            attempt: 0,
+        };
+        // Sent here, in ledger order; only the wait for the confirmation runs alongside.
         let publish =
-            jetstream::message::PublishMessage::build().payload(payload.into()).message_id(message.message_id());
+            jetstream::message::PublishMessage::build().payload(send.payload.clone()).message_id(send.id.clone());
         match js.send_publish(subject, publish).await {
-            Ok(ack) => acks.push(Box::pin(async move { ack.await.map(|_| ()) })),
-            Err(e) => failures.count(&e),
+            Ok(ack) => acks.push(Box::pin(async move { ack.await.map(|_| ()).map_err(|e| (send, e.to_string())) })),
+            Err(e) => settle(js, Err((send, e.to_string())), acks, failures),
         }
     }
 }

@@ -18,8 +18,9 @@ pub struct PublishReport {
     pub published: u64,
     /// Messages JetStream dropped because it saw their `Nats-Msg-Id` within its window.
     pub duplicates: u64,
-    /// Lines that are not events, published without a message id (the ledger rejects them).
-    pub without_id: u64,
+    /// Lines that are not events (no source, id and type to name them by), published with the
+    /// SHA-256 of their bytes as message id; the ledger rejects them.
+    pub not_events: u64,
     /// Sends repeated because JetStream did not acknowledge the first (same message id).
     pub resent: u64,
     /// Line numbers (from 1) JetStream never acknowledged: they may or may not be in the stream.
@@ -34,17 +35,15 @@ pub const RETRY_FOR: Duration = Duration::from_secs(60);
 struct Outgoing {
     line: u64,
     subject: String,
-    id: Option<String>,
+    id: String,
+    /// Named by the hash of its bytes: not an event.
+    not_an_event: bool,
     payload: Bytes,
 }
 
 impl Outgoing {
     fn message(&self) -> jetstream::message::PublishMessage {
-        let message = jetstream::message::PublishMessage::build().payload(self.payload.clone());
-        match &self.id {
-            Some(id) => message.message_id(id.clone()),
-            None => message,
-        }
+        jetstream::message::PublishMessage::build().payload(self.payload.clone()).message_id(self.id.clone())
     }
 }
 
@@ -69,8 +68,8 @@ pub async fn publish_lines(
             continue;
         }
         let outgoing = outgoing(number as u64 + 1, line, &subject_prefix);
-        if outgoing.id.is_none() {
-            window.report.without_id += 1;
+        if outgoing.not_an_event {
+            window.report.not_events += 1;
         }
         window.send(outgoing, 0).await;
         while window.sent.len() >= in_flight {
@@ -140,13 +139,13 @@ impl Window {
 
 fn outgoing(line: u64, payload: Vec<u8>, subject_prefix: &str) -> Outgoing {
     let envelope = serde_json::from_slice::<Envelope>(&payload).ok();
-    let (subject, id) = match &envelope {
+    let (subject, id, not_an_event) = match &envelope {
         Some(Envelope { source: Some(source), id: Some(id), event_type: Some(t) }) if !t.contains(['*', '>', ' ']) => {
-            (format!("{subject_prefix}{t}"), Some(message_id(source, id)))
+            (format!("{subject_prefix}{t}"), message_id(source, id), false)
         }
-        _ => (format!("{subject_prefix}unparsed"), None),
+        _ => (format!("{subject_prefix}unparsed"), crate::streams::unparsed_message_id(&payload), true),
     };
-    Outgoing { line, subject, id, payload: payload.into() }
+    Outgoing { line, subject, id, not_an_event, payload: payload.into() }
 }
 
 type Sent = Result<jetstream::context::PublishAckFuture, jetstream::context::PublishError>;

@@ -248,7 +248,7 @@ impl<'a> ServeLoop<'a> {
     async fn connect(&mut self) -> Result<Connection, NatsError> {
         let stream = ensure_stream(&self.js, self.settings).await?;
         if self.options.feed {
-            ensure_feed_stream(&self.js).await?;
+            ensure_feed_stream(&self.js, self.settings.replicas).await?;
         }
         let consumer = reset_consumer(&stream, self.settings, self.options.batch, self.cursor()).await?;
         let messages = consumer

@@ -43,17 +43,26 @@ pub fn subject_token(id: &str) -> String {
     id.chars().map(|c| if c == '.' || c == '*' || c == '>' || c.is_whitespace() { '_' } else { c }).collect()
 }
 
-pub async fn ensure_feed_stream(js: &jetstream::Context) -> Result<stream::Stream, NatsError> {
+/// The feed stream, created when missing with `replicas` replicas (the events stream's: on a
+/// cluster, a feed on one node would stop with that node). Its duplicate window is where
+/// replicas publishing the same message (the same `Nats-Msg-Id`) are told apart.
+pub async fn ensure_feed_stream(js: &jetstream::Context, replicas: usize) -> Result<stream::Stream, NatsError> {
     js.get_or_create_stream(stream::Config {
         name: FEED_STREAM.into(),
         subjects: vec![format!("{FEED_SUBJECT_PREFIX}>")],
         storage: stream::StorageType::File,
+        num_replicas: replicas,
         max_age: Duration::from_secs(90 * 24 * 3600),
+        duplicate_window: FEED_DUPLICATE_WINDOW,
         ..Default::default()
     })
     .await
     .map_err(|e| js_error(format!("create or open the stream {FEED_STREAM}"))(e.to_string()))
 }
+
+/// How long the feed stream remembers a message id: replicas more than this far apart are kept
+/// from doubling by the feed's high-water mark instead (announce.rs).
+pub const FEED_DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 /// The events stream: file-backed, created when missing with `settings.replicas` replicas; an
 /// existing one with fewer is used as it is, with a warning (premia does not change a stream it
@@ -168,6 +177,14 @@ pub(crate) async fn nothing_pending(consumer: &mut consumer::PullConsumer, curso
 /// (source, id) pairs share one.
 pub fn message_id(source: &str, id: &str) -> String {
     format!("{}:{source}{id}", source.len())
+}
+
+/// The `Nats-Msg-Id` of a line without a source, id and type to name it by: the SHA-256 of its
+/// bytes, so a publish that sends it again after a lost acknowledgement does not store it twice.
+/// It starts with a letter, where [`message_id`] starts with a digit: the two never meet.
+pub fn unparsed_message_id(payload: &[u8]) -> String {
+    use sha2::Digest;
+    format!("unparsed:{}", hex::encode(sha2::Sha256::digest(payload)))
 }
 
 /// What an event's subject starts with, `crm.events.` by default; its type follows. The first of

@@ -226,10 +226,10 @@ pub fn publish(args: &PublishArgs, config: &ConfigFile) -> anyhow::Result<ExitCo
         Format::Text => {
             println!("published   {:>10}", report.published);
             println!("duplicates  {:>10}   (JetStream had these message ids already)", report.duplicates);
-            if report.without_id > 0 {
+            if report.not_events > 0 {
                 println!(
-                    "not events  {:>10}   (published without a message id; the ledger will reject them)",
-                    report.without_id
+                    "not events  {:>10}   (named by the hash of their bytes; the ledger will reject them)",
+                    report.not_events
                 );
             }
             if report.resent > 0 {
