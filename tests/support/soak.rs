@@ -41,7 +41,7 @@ impl Replica {
             .arg("--data-dir")
             .arg(&self.dir)
             .args(["serve", "--http", "off", "--nats-url", &self.urls, "--consumer", &self.consumer()])
-            .args(["--batch", "500"])
+            .args(["--batch", "500", "--stream-replicas", "3"])
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
@@ -162,8 +162,8 @@ pub fn statements(dir: &Path, periods: &[String]) -> Vec<Value> {
         .collect()
 }
 
-/// An accrual as the feed and a statement both name it: manager, record seq, kind, amount.
-pub type Accrual = (String, u64, String, String);
+/// An accrual as the feed and a statement both name it: manager, period, record seq, kind, amount.
+pub type Accrual = (String, String, u64, String, String);
 
 /// The entries of statements (as [`statements`] returns them).
 pub fn booked_accruals(statements: &[Value]) -> BTreeMap<Accrual, usize> {
@@ -171,16 +171,17 @@ pub fn booked_accruals(statements: &[Value]) -> BTreeMap<Accrual, usize> {
     for statement in statements {
         for manager in statement["managers"].as_array().unwrap() {
             for entry in manager["entries"].as_array().unwrap() {
-                *accruals.entry(accrual(&manager["manager_id"], entry)).or_insert(0) += 1;
+                *accruals.entry(accrual(&manager["manager_id"], &statement["period"], entry)).or_insert(0) += 1;
             }
         }
     }
     accruals
 }
 
-fn accrual(manager_id: &Value, entry: &Value) -> Accrual {
+fn accrual(manager_id: &Value, period: &Value, entry: &Value) -> Accrual {
     (
         manager_id.as_str().unwrap().to_string(),
+        period.as_str().unwrap().to_string(),
         entry["event"]["seq"].as_u64().unwrap(),
         entry["kind"].as_str().unwrap().to_string(),
         entry["amount"].as_str().unwrap().to_string(),
@@ -206,10 +207,66 @@ pub fn fed_accruals(urls: &str) -> (usize, BTreeMap<Accrual, usize>) {
             let message: Value = serde_json::from_slice(&message.payload).unwrap();
             for update in message["updates"].as_array().unwrap() {
                 for entry in update["entries"].as_array().unwrap() {
-                    *accruals.entry(accrual(&message["manager_id"], entry)).or_insert(0) += 1;
+                    *accruals.entry(accrual(&message["manager_id"], &update["period"], entry)).or_insert(0) += 1;
                 }
             }
         }
         (stored, accruals)
     })
+}
+
+/// Every message of the events stream, in stream order: what the replicas folded.
+pub fn stream_payloads(urls: &str) -> Vec<Vec<u8>> {
+    use futures::StreamExt;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let servers: Vec<async_nats::ServerAddr> = urls.split(',').map(|u| u.parse().unwrap()).collect();
+        let client = async_nats::connect(servers).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let mut stream = js.get_stream("PREMIA_EVENTS").await.unwrap();
+        let stored = stream.info().await.unwrap().state.messages as usize;
+        let consumer = stream.create_consumer(async_nats::jetstream::consumer::pull::Config::default()).await.unwrap();
+        let mut messages = consumer.messages().await.unwrap();
+        let mut payloads = Vec::with_capacity(stored);
+        while payloads.len() < stored {
+            let message = messages.next().await.expect("the stream's messages").unwrap();
+            message.ack().await.unwrap();
+            payloads.push(message.payload.to_vec());
+        }
+        payloads
+    })
+}
+
+/// How the stream holds the published lines: lines never stored, lines stored more often than
+/// the file has them, and lines stored after a line that follows them in the file.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct StreamTally {
+    pub messages: usize,
+    pub lines_missing: usize,
+    pub lines_doubled: usize,
+    pub lines_out_of_file_order: usize,
+}
+
+pub fn tally(lines: &[String], payloads: &[Vec<u8>]) -> StreamTally {
+    let mut in_file: BTreeMap<&[u8], (usize, usize)> = BTreeMap::new(); // first position, count
+    for (i, line) in lines.iter().enumerate() {
+        in_file.entry(line.as_bytes()).or_insert((i, 0)).1 += 1;
+    }
+    let mut in_stream: BTreeMap<&[u8], usize> = BTreeMap::new();
+    let (mut out_of_order, mut furthest) = (0, 0);
+    for payload in payloads {
+        *in_stream.entry(payload.as_slice()).or_insert(0) += 1;
+        if let Some((position, _)) = in_file.get(payload.as_slice()) {
+            if *position < furthest {
+                out_of_order += 1;
+            }
+            furthest = furthest.max(*position);
+        }
+    }
+    StreamTally {
+        messages: payloads.len(),
+        lines_missing: in_file.keys().filter(|l| !in_stream.contains_key(*l)).count(),
+        lines_doubled: in_stream.iter().filter(|(l, n)| **n > in_file.get(*l).map_or(0, |(_, c)| *c)).count(),
+        lines_out_of_file_order: out_of_order,
+    }
 }
