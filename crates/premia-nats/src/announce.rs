@@ -5,7 +5,7 @@ use async_nats::jetstream;
 use async_nats::HeaderMap;
 use futures::StreamExt;
 
-use crate::feed::FeedMessage;
+use crate::feed::StampedFeed;
 use crate::streams::{subject_token, FEED_SUBJECT_PREFIX};
 
 /// Publishes rejection notices and the accrual feed on a task of its own, in batch order, so
@@ -16,7 +16,7 @@ pub(crate) struct Announcer {
     task: tokio::task::JoinHandle<u64>,
 }
 
-type Announcement = (Vec<(premia_core::Rejection, bytes::Bytes)>, Vec<FeedMessage>);
+type Announcement = (Vec<(premia_core::Rejection, bytes::Bytes)>, Vec<StampedFeed>);
 
 impl Announcer {
     pub(crate) fn start(client: async_nats::Client) -> Announcer {
@@ -37,7 +37,7 @@ impl Announcer {
                             publish_rejection(&client, &rejection, payload).await;
                         }
                         published.refresh(&js).await;
-                        publish_feed(&js, feed, published.high_water, &mut acks, &mut failures).await;
+                        publish_feed(&js, feed, &published, &mut acks, &mut failures).await;
                     }
                 }
             }
@@ -49,7 +49,7 @@ impl Announcer {
         Announcer { sender: Some(sender), task }
     }
 
-    pub(crate) async fn announce(&self, rejected: Vec<(premia_core::Rejection, bytes::Bytes)>, feed: Vec<FeedMessage>) {
+    pub(crate) async fn announce(&self, rejected: Vec<(premia_core::Rejection, bytes::Bytes)>, feed: Vec<StampedFeed>) {
         if rejected.is_empty() && feed.is_empty() {
             return;
         }
@@ -122,14 +122,21 @@ fn settle(
     }
 }
 
+/// How far the clocks of this machine and the NATS servers may disagree, taken off the feed
+/// stream's duplicate window when telling whether it still covers a message.
+const FEED_CLOCK_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The most feed messages awaiting JetStream's confirmation at once.
 const FEED_ACKS_IN_FLIGHT: usize = 4096;
 
 /// How far the feed stream already goes: the ledger seq of its last message, whoever published
-/// it (this premia, or another replica of the same stream), read again at most once a second.
+/// it (this premia, or another replica of the same stream), and how long it remembers message ids
+/// (its duplicate window), read again at most once a second. Until the stream has been read, the
+/// window is taken as nothing, so every message goes out from the high-water mark on only.
 #[derive(Default)]
 struct Published {
     high_water: u64,
+    duplicate_window: std::time::Duration,
     read_at: Option<std::time::Instant>,
 }
 
@@ -139,16 +146,25 @@ impl Published {
             return;
         }
         self.read_at = Some(std::time::Instant::now());
-        if let Some(seq) = last_published_seq(js).await {
+        let Ok(mut stream) = js.get_stream(crate::streams::FEED_STREAM).await else { return };
+        let Ok(info) = stream.info().await else { return };
+        self.duplicate_window = info.config.duplicate_window;
+        let last = info.state.last_sequence;
+        if let Some(seq) = last_published_seq(&stream, last).await {
             self.high_water = self.high_water.max(seq);
         }
     }
+
+    /// Whether a copy of a message another replica published for a record stored at
+    /// `stored_ms` is still within the duplicate window at `now_ms`, with a margin for clocks.
+    fn covers(&self, stored_ms: i64, now_ms: i64) -> bool {
+        let window = self.duplicate_window.saturating_sub(FEED_CLOCK_MARGIN).as_millis();
+        now_ms.saturating_sub(stored_ms) < i64::try_from(window).unwrap_or(i64::MAX)
+    }
 }
 
-/// The ledger seq of the feed stream's last message, if it can be read.
-async fn last_published_seq(js: &jetstream::Context) -> Option<u64> {
-    let mut stream = js.get_stream(crate::streams::FEED_STREAM).await.ok()?;
-    let last = stream.info().await.ok()?.state.last_sequence;
+/// The ledger seq of the feed stream's message `last`, if there is one and it can be read.
+async fn last_published_seq(stream: &jetstream::stream::Stream, last: u64) -> Option<u64> {
     if last == 0 {
         return None;
     }
@@ -162,20 +178,26 @@ async fn last_published_seq(js: &jetstream::Context) -> Option<u64> {
 /// publishing of later batches for a round trip each.
 ///
 /// Each message carries its `Nats-Msg-Id` (`<manager>:<ledger_seq>`), so when replicas of one
-/// stream publish the same message, JetStream keeps one. A message of a record below `high_water`
-/// is in the stream already (a replica ahead of this one published it; messages are published in
-/// ledger order) and is not sent again: that also covers a replica catching up from further
-/// behind than the stream's duplicate window. The record at `high_water` itself is sent again,
-/// because the replica ahead may have died between two managers' messages of that record; the
-/// message id keeps the ones it did publish from doubling.
+/// stream publish the same message within the feed stream's duplicate window, JetStream keeps
+/// one. A message whose record was stored in the events stream within that window (less
+/// [`FEED_CLOCK_MARGIN`]) is always sent: a replica ahead may have made the record durable and died
+/// before publishing it, then started again past it, so that the feed's high-water mark is no
+/// proof the message is there. An older message is sent only from `high_water` on: below it, a
+/// replica ahead published it, and sending it again would double it (a replica catching up from
+/// far behind, or one just rebuilt by `premia recover`).
 async fn publish_feed(
     js: &jetstream::Context,
-    messages: Vec<FeedMessage>,
-    high_water: u64,
+    messages: Vec<StampedFeed>,
+    published: &Published,
     acks: &mut futures::stream::FuturesUnordered<FeedAck>,
     failures: &mut FeedFailures,
 ) {
-    for message in messages.into_iter().filter(|m| m.ledger_seq >= high_water) {
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
+    let now_ms = i64::try_from(now_ms).unwrap_or(i64::MAX);
+    let unsent = messages
+        .into_iter()
+        .filter(|f| f.message.ledger_seq >= published.high_water || published.covers(f.stored_ms, now_ms));
+    for StampedFeed { message, .. } in unsent {
         while acks.len() >= FEED_ACKS_IN_FLIGHT {
             if let Some(acked) = acks.next().await {
                 settle(js, acked, acks, failures);

@@ -19,6 +19,14 @@ pub struct FeedMessage {
     pub updates: Vec<premia_core::statement::AccrualUpdate>,
 }
 
+/// A feed message with when its record was stored in the events stream (ms since the epoch, the
+/// stream's clock): what tells the announcer whether the feed stream's duplicate window still
+/// covers a copy another replica may have published.
+pub(crate) struct StampedFeed {
+    pub(crate) message: FeedMessage,
+    pub(crate) stored_ms: i64,
+}
+
 impl FeedMessage {
     /// The message's `Nats-Msg-Id`: the same for every ledger of one stream. The seq is last
     /// and numeric, so any manager id gives a distinct id.

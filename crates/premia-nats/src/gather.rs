@@ -9,7 +9,7 @@ use premia_ledger::ingest::tally;
 use premia_ledger::serving::{ReasonCounts, ServeReport};
 use premia_ledger::{Ledger, Origin, StreamPlace};
 
-use crate::feed::{record_feed, FeedMessage};
+use crate::feed::{record_feed, StampedFeed};
 use crate::receive::{ParsedChunk, Received};
 use crate::streams::stored_cursor;
 
@@ -24,7 +24,7 @@ pub(crate) struct Gathering {
     pub(crate) rejected: Vec<(premia_core::Rejection, bytes::Bytes)>,
     /// The feed messages of the records gathered (when the feed is on), each computed from the
     /// state right after its record.
-    pub(crate) feed: Vec<FeedMessage>,
+    pub(crate) feed: Vec<StampedFeed>,
     /// The last message said nothing more was pending for the consumer.
     pub(crate) drained: bool,
 }
@@ -100,7 +100,8 @@ impl Gathering {
                     }
                 }
                 let plan_change = plan.as_ref().filter(|_| plan_changed).map(|(m, p)| (m.as_str(), *p));
-                self.feed.extend(record_feed(ledger.state(), *seq, &booked, plan_change));
+                let messages = record_feed(ledger.state(), *seq, &booked, plan_change);
+                self.feed.extend(messages.into_iter().map(|message| StampedFeed { message, stored_ms: published_ms }));
             }
             Admitted::Logged { .. } | Admitted::Duplicate => {}
         }

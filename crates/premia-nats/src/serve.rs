@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::announce::Announcer;
 use crate::connect::{js_error, NatsError};
-use crate::feed::FeedMessage;
+use crate::feed::StampedFeed;
 use crate::gather::Gathering;
 use crate::receive::{spawn_parser, Failure, ParsedChunk};
 use crate::streams::{
@@ -90,7 +90,7 @@ struct InFlight {
     messages: usize,
     cursor: u64,
     rejected: Vec<(premia_core::Rejection, bytes::Bytes)>,
-    feed: Vec<FeedMessage>,
+    feed: Vec<StampedFeed>,
     /// The last message said nothing more was pending for the consumer.
     drained: bool,
 }
