@@ -64,7 +64,17 @@ fn replicas_survive_killed_serves_killed_nats_nodes_and_a_destroyed_data_dir() {
 
     let mut cluster = NatsCluster::start();
     let urls = cluster.urls();
-    let work = tempfile::tempdir().unwrap();
+    // PREMIA_SOAK_KEEP keeps the work dir (data dirs, chunks, the stream's messages) to look at.
+    let scratch = tempfile::tempdir().unwrap();
+    let (_scratch, root) = if std::env::var_os("PREMIA_SOAK_KEEP").is_some() {
+        let root = scratch.keep();
+        eprintln!("soak work dir (kept): {}", root.display());
+        (None, root)
+    } else {
+        let root = scratch.path().to_path_buf();
+        (Some(scratch), root)
+    };
+    let work = Work(root);
     let per_day = (events / 90).max(50).to_string();
     let generated = premia(
         work.path(),
@@ -139,14 +149,8 @@ fn replicas_survive_killed_serves_killed_nats_nodes_and_a_destroyed_data_dir() {
     let periods = periods_of(&lines);
     let expected = statements(&clean, &periods);
     for replica in &replicas {
-        if statements(&replica.dir, &periods) != expected {
-            let kept = if std::env::var_os("PREMIA_SOAK_KEEP").is_some() {
-                format!(" (kept in {:?})", work.keep())
-            } else {
-                String::new()
-            };
-            panic!("replica {} differs from a clean ingest of the stream's messages{kept}", replica.name);
-        }
+        let got = statements(&replica.dir, &periods);
+        assert!(got == expected, "replica {} differs from a clean ingest of the stream's messages", replica.name);
     }
     figures.replicas_equal_to_clean_ingest = true;
     let clean_file_order = work.path().join("clean-file-order");
@@ -213,4 +217,13 @@ fn head(dir: &Path) -> (Value, Value) {
     let verified = last_json_line(&premia(dir, &["verify", "--format", "json"]));
     assert_eq!(verified["intact"], true, "{verified}");
     (verified["last_seq"].clone(), verified["last_hash"].clone())
+}
+
+/// The soak's work dir, temporary or kept.
+struct Work(PathBuf);
+
+impl Work {
+    fn path(&self) -> &Path {
+        &self.0
+    }
 }

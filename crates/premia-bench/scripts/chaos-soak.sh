@@ -16,4 +16,4 @@ export PREMIA_SOAK_EVENTS=${1:-200000}
 export PREMIA_SOAK_SERVE_KILLS=${2:-50}
 export PREMIA_SOAK_NODE_KILLS=${3:-10}
 export PREMIA_SOAK_SEED=${4:-59}
-cargo test --locked -p premia --test soak -- --nocapture 2>&1 | grep -E -A3 '^soak figures|panicked|test result'
+cargo test --locked -p premia --test soak -- --nocapture 2>&1 | grep -E -A3 '^soak (figures|work dir)|panicked|test result'

@@ -24,6 +24,11 @@ pub struct ServeReport {
     pub skipped: u64,
     /// Times the consumer was set up again after NATS went away or a fetch failed.
     pub resumes: u64,
+    /// Deliveries that skipped stream sequences the ledger lacks (messages lost in flight when
+    /// a node died, which JetStream would redeliver only later, after the cursor had passed
+    /// them): each time, the consumer is set up again from the cursor (also counted in
+    /// `resumes`).
+    pub delivery_gaps: u64,
     pub timings: ServeTimings,
     /// Rejections since serve started, by reason (those `counts.rejected` counts).
     pub rejected_by_reason: ReasonCounts,

@@ -33,6 +33,14 @@ impl Gathering {
     /// Offers every message of a chunk to the ledger (in memory) and moves the cursor to the
     /// last one offered. A message at or below the cursor is already in the ledger (redelivered
     /// after a crash between commit and ack): it is counted as skipped and acked with the batch.
+    ///
+    /// A message past `cursor + 1` means the messages between were not delivered: lost in
+    /// flight when a NATS node died, to be redelivered only after their ack wait, when the
+    /// cursor would have passed them and they would be skipped as if taken in. The chunk is
+    /// cut there, and the answer is that gap, `(cursor, seq)`: the caller sets the consumer up
+    /// again from the cursor. Only the first message of a consumer just set up from the cursor
+    /// (`fresh`) may be further on: the stream then holds nothing in between (messages removed
+    /// by its limits).
     pub(crate) fn fold(
         &mut self,
         ledger: &mut Ledger,
@@ -40,12 +48,20 @@ impl Gathering {
         cursor_key: &str,
         chunk: ParsedChunk,
         first_seq: u64,
+        fresh: bool,
         feed: bool,
         report: &mut ServeReport,
-    ) {
+    ) -> Option<(u64, u64)> {
         let ParsedChunk { messages: received, last, parsed_with, .. } = chunk;
         let mut cursor = stored_cursor(ledger, cursor_key);
+        let mut first = fresh;
+        let mut gap = None;
         for message in received {
+            if message.stream_sequence > cursor + 1 && !first {
+                gap = Some((cursor, message.stream_sequence));
+                break;
+            }
+            first = false;
             self.drained = message.pending == 0;
             report.consumer_pending = Some(message.pending);
             self.messages += 1;
@@ -56,10 +72,12 @@ impl Gathering {
             cursor = message.stream_sequence;
             self.offer(ledger, stream, message, &parsed_with, first_seq, feed, report);
         }
-        if last.is_some() {
+        // A cut chunk is not acked with its last message: that would ack what was not taken in.
+        if last.is_some() && gap.is_none() {
             self.last = last;
         }
         ledger.set_cursor(cursor_key, cursor);
+        gap
     }
 
     /// Offers one message to the ledger and keeps what its feed and rejection notice need.
@@ -123,5 +141,56 @@ fn tally_reasons(counts: &mut ReasonCounts, admitted: &Admitted, first_seq: u64)
         }
         Admitted::Rejected(rejection) => counts.add(rejection.reason),
         Admitted::Duplicate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deal delivered at `seq` of the stream (its id is the seq, so every one is a new fact).
+    fn deal(seq: u64, scheme: &premia_core::Scheme) -> Received {
+        let line = format!(
+            r#"{{"specversion": "1.0", "id": "e-{seq}", "source": "crm/x", "type": "deal.created", "data": {{"deal_id": "D-{seq}", "manager_id": "M-1", "client_id": "C-1", "amount": "1000.00", "margin": "100.00", "currency": "RUB", "payment_terms": "prepayment", "due_date": "2026-11-05", "created_on": "2026-11-02"}}}}"#
+        );
+        let event = premia_core::event::parse_event(line.as_bytes(), scheme, Admission::Publisher);
+        assert!(event.is_ok(), "{event:?}");
+        Received { payload: line.into(), stream_sequence: seq, published_ms: 1_764_000_000_000, pending: 0, event }
+    }
+
+    fn chunk(seqs: &[u64], scheme: &Arc<premia_core::Scheme>) -> ParsedChunk {
+        let messages = seqs.iter().map(|s| deal(*s, scheme)).collect();
+        ParsedChunk { messages, last: None, parsed_with: scheme.clone(), failure: None }
+    }
+
+    #[test]
+    fn a_delivery_that_skips_sequences_is_cut_there_unless_it_opens_a_fresh_consumer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(dir.path(), &premia_ledger::LedgerOptions::default(), "test").unwrap();
+        let scheme = Arc::new(premia_core::Scheme::default_scheme());
+        let stream: Arc<str> = "PREMIA_EVENTS".into();
+        let mut report = ServeReport::default();
+        let mut gathering = Gathering::default();
+        let mut fold = |seqs: &[u64], fresh: bool, ledger: &mut Ledger| {
+            gathering.fold(ledger, &stream, "nats:PREMIA_EVENTS", chunk(seqs, &scheme), 1, fresh, false, &mut report)
+        };
+
+        // 3 and 4 never came (lost in flight): 5 is not taken, and the cursor stays at 2.
+        assert_eq!(fold(&[1, 2, 5, 6], true, &mut ledger), Some((2, 5)));
+        assert_eq!(stored_cursor(&ledger, "nats:PREMIA_EVENTS"), 2);
+        // A consumer set up again from the cursor delivers 3 next: taken in order.
+        assert_eq!(fold(&[3, 4, 5], true, &mut ledger), None);
+        assert_eq!(stored_cursor(&ledger, "nats:PREMIA_EVENTS"), 5);
+        // Its first message may be further on (the stream holds nothing between): taken.
+        assert_eq!(fold(&[9, 10], true, &mut ledger), None);
+        assert_eq!(stored_cursor(&ledger, "nats:PREMIA_EVENTS"), 10);
+        // Not the first message of a fresh consumer: a gap, even of one.
+        assert_eq!(fold(&[12], false, &mut ledger), Some((10, 12)));
+        assert_eq!(stored_cursor(&ledger, "nats:PREMIA_EVENTS"), 10);
+        // Redelivered messages at or below the cursor are skipped, not a gap.
+        assert_eq!(fold(&[9, 10, 11], false, &mut ledger), None);
+        assert_eq!((report.skipped, stored_cursor(&ledger, "nats:PREMIA_EVENTS")), (2, 11));
+        // Taken in: 1-5, 9, 10, 11 (6 came after the first gap and was not taken).
+        assert_eq!(report.counts.applied, 8, "{:?}", report.counts);
     }
 }

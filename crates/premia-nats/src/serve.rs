@@ -127,6 +127,8 @@ struct Connection {
     parser: tokio::task::JoinHandle<()>,
     /// The scheme the fold last saw, for the parser.
     schemes: watch::Sender<Arc<Scheme>>,
+    /// Nothing folded from this consumer yet: its first message may be past the cursor + 1.
+    fresh: bool,
 }
 
 /// What woke the serving loop.
@@ -263,7 +265,7 @@ impl<'a> ServeLoop<'a> {
             .map_err(|e| js_error("start consuming")(e.to_string()))?;
         let (schemes, parser_schemes) = watch::channel(self.ledger.state().scheme_shared());
         let (chunks, parser) = spawn_parser(messages, self.options.batch, parser_schemes);
-        Ok(Connection { consumer, chunks, parser, schemes })
+        Ok(Connection { consumer, chunks, parser, schemes, fresh: true })
     }
 
     /// Serves one connection: each step is taken as what it waits for comes, until the
@@ -332,7 +334,19 @@ impl<'a> ServeLoop<'a> {
         connection: &mut Connection,
     ) -> Result<Option<Then>, NatsError> {
         let failure = chunk.failure.take();
-        self.fold(chunk, &connection.schemes);
+        let gap = self.fold(chunk, connection);
+        if let Some((cursor, delivered)) = gap {
+            self.finish().await?;
+            connection.parser.abort();
+            tracing::warn!(
+                cursor,
+                delivered,
+                "JetStream skipped messages the ledger lacks; setting the consumer up again from the cursor"
+            );
+            self.report.delivery_gaps += 1;
+            self.report.resumes += 1;
+            return Ok(Some(Then::Reconnect));
+        }
         // Group commit: one batch at a time is being flushed; what arrives meanwhile gathers
         // and goes next. A full gathering waits for the flush in progress.
         if self.in_flight.is_none() || self.gathering.messages >= self.options.batch {
@@ -367,14 +381,26 @@ impl<'a> ServeLoop<'a> {
     /// Offers a chunk's messages to the ledger (in memory) and moves the cursor. A scheme the
     /// fold put in force (the first event of an empty ledger logs one, as does an activation)
     /// goes to the parser, so what follows is parsed under it.
-    fn fold(&mut self, chunk: ParsedChunk, schemes: &watch::Sender<Arc<Scheme>>) {
+    fn fold(&mut self, chunk: ParsedChunk, connection: &mut Connection) -> Option<(u64, u64)> {
         let folding = Instant::now();
-        let feed = self.options.feed;
-        self.gathering.fold(self.ledger, &self.stream, &self.cursor_key, chunk, self.first_seq, feed, &mut self.report);
+        let (feed, fresh) = (self.options.feed, connection.fresh);
+        connection.fresh = false;
+        let gap = self.gathering.fold(
+            self.ledger,
+            &self.stream,
+            &self.cursor_key,
+            chunk,
+            self.first_seq,
+            fresh,
+            feed,
+            &mut self.report,
+        );
+        let schemes = &connection.schemes;
         if !Arc::ptr_eq(&schemes.borrow(), &self.ledger.state().scheme_shared()) {
             schemes.send_replace(self.ledger.state().scheme_shared());
         }
         self.report.timings.fold_ms += folding.elapsed().as_secs_f64() * 1e3;
+        gap
     }
 
     /// Hands what was gathered to the writer thread, with the cursor in the same sled batch,

@@ -101,7 +101,8 @@ pub async fn ensure_stream(js: &jetstream::Context, settings: &StreamSettings) -
 /// delivery state: after a crash, messages delivered to the dead process stay unacked until
 /// their ack wait runs out, and JetStream would meanwhile deliver later ones (and an ack of a
 /// later one would acknowledge them all). So the consumer is recreated at every start from the
-/// cursor, and deliveries within one run are in stream order.
+/// cursor. Within one run, deliveries are expected in stream order without holes; a delivery that
+/// skips sequences (messages lost in flight when a node died) sets it up again (gather.rs).
 pub async fn reset_consumer(
     stream: &stream::Stream,
     settings: &StreamSettings,
