@@ -53,9 +53,20 @@ pub fn serve_http(work: &Path, nats_url: &str, tokens: &[(&str, &str)]) -> (Reap
 
 /// [`serve_http`] with more arguments for serve.
 pub fn serve_http_with(work: &Path, nats_url: &str, tokens: &[(&str, &str)], extra: &[&str]) -> (Reaped, String) {
+    serve_http_configured(work, nats_url, tokens, "", extra)
+}
+
+/// [`serve_http_with`] with more keys of the config file's `[http]` section (lines of TOML).
+pub fn serve_http_configured(
+    work: &Path,
+    nats_url: &str,
+    tokens: &[(&str, &str)],
+    http: &str,
+    extra: &[&str],
+) -> (Reaped, String) {
     use sha2::Digest;
     let config = work.join("premia.toml");
-    let mut text = String::new();
+    let mut text = format!("[http]\n{http}\n\n");
     for (token, role) in tokens {
         let hash = hex::encode(sha2::Sha256::digest(token.as_bytes()));
         text.push_str(&format!("[[http.tokens]]\nsha256 = \"{hash}\"\nrole = \"{role}\"\n\n"));

@@ -10,6 +10,12 @@ use crate::state::ApiState;
 impl ApiState {
     /// The role of the request's bearer token, or 401.
     pub(crate) fn role(&self, headers: &HeaderMap) -> Result<&Role, ApiError> {
+        self.caller(headers).map(|(_, role)| role)
+    }
+
+    /// The request's bearer token as its place among the configured tokens, with its role; 401
+    /// without one of them.
+    pub(crate) fn caller(&self, headers: &HeaderMap) -> Result<(usize, &Role), ApiError> {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -22,7 +28,7 @@ impl ApiState {
             ));
         };
         // Never log the token itself, nor its hash.
-        self.tokens().role_of(token).ok_or_else(|| {
+        self.tokens().find(token).ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "the bearer token is not one of the configured tokens; check it, or ask an administrator to add its SHA-256 to [[http.tokens]]",

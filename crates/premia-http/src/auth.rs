@@ -103,12 +103,18 @@ impl Tokens {
     /// The role of a presented token, if it is one of the configured ones. Every configured
     /// hash is compared in full whatever matches, so the time does not depend on which matched.
     pub fn role_of(&self, token: &str) -> Option<&Role> {
+        self.find(token).map(|(_, role)| role)
+    }
+
+    /// The configured entry a presented token matches: its place in `[[http.tokens]]` (which
+    /// names the token without keeping it, for the per-token feed limit) and its role.
+    pub fn find(&self, token: &str) -> Option<(usize, &Role)> {
         let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let mut found = None;
-        for (hash, role) in &self.hashes {
+        for (index, (hash, role)) in self.hashes.iter().enumerate() {
             let difference = hash.iter().zip(presented.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
             if std::hint::black_box(difference) == 0 && found.is_none() {
-                found = Some(role);
+                found = Some((index, role));
             }
         }
         found
@@ -135,6 +141,7 @@ mod tests {
         assert_eq!(tokens.role_of("a-secret"), Some(&Role::Auditor));
         assert_eq!(tokens.role_of("m2"), Some(&Role::Manager("M-2".into())));
         assert_eq!(tokens.role_of("a-secre"), None);
+        assert_eq!(tokens.find("m2"), Some((1, &Role::Manager("M-2".into()))));
         assert_eq!(tokens.role_of(""), None);
     }
 

@@ -131,7 +131,20 @@ pub(crate) async fn post_events(State(api): State<ApiState>, headers: HeaderMap,
         return Err(forbidden("only the admin and publisher roles may post events"));
     }
     let shape = shape_of(&headers)?;
-    let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
+    // A body that never ends (or trickles in) holds a connection and its buffer: it has a
+    // deadline for the whole of it, whatever the pace of its parts.
+    let deadline = api.limits().body_timeout;
+    let read = tokio::time::timeout(deadline, axum::body::to_bytes(body, MAX_BODY)).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body did not arrive in full within {} s ([http] body_timeout_secs); send the request again, \
+                 whole, or split the batch",
+                deadline.as_secs()
+            ),
+        )
+    })?;
+    let body = read.map_err(|e| {
         let too_big = e.into_inner().downcast_ref::<http_body_util::LengthLimitError>().is_some();
         if too_big {
             ApiError::new(

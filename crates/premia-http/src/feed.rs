@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use premia_nats::{subject_token, FEED_STREAM, FEED_SUBJECT_PREFIX};
 
@@ -34,10 +34,30 @@ fn resume_after(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     })
 }
 
+/// How long a client refused for too many feeds is told to wait before it asks again.
+const RETRY_AFTER_SECS: u64 = 5;
+
+/// 429: the token holds as many feeds open as it may.
+fn too_many_feeds(per_token: usize) -> Response {
+    let message = format!(
+        "this token has {per_token} feeds open already, as many as [http] max_feeds_per_token allows; close one \
+         (or let one end) and try again in {RETRY_AFTER_SECS} s, or give each reader a token of its own"
+    );
+    let mut response = ApiError::new(StatusCode::TOO_MANY_REQUESTS, message).into_response();
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+    response
+}
+
 pub(crate) async fn feed(State(api): State<ApiState>, headers: HeaderMap, Path(manager): Path<String>) -> Answer {
-    if !api.role(&headers)?.reads_manager(&manager) {
+    let (token, role) = api.caller(&headers)?;
+    if !role.reads_manager(&manager) {
         return Err(forbidden(&format!("this token's role may not read manager {manager}'s feed")));
     }
+    // Taken before the consumer is made and owned by the stream below: given back when the
+    // stream is dropped, on an error here or when the connection ends.
+    let Some(slot) = api.feeds().take(token) else {
+        return Ok(too_many_feeds(api.feeds().per_token()));
+    };
     let deliver_policy = match resume_after(&headers)? {
         Some(last) => consumer::DeliverPolicy::ByStartSequence { start_sequence: last.saturating_add(1) },
         None => consumer::DeliverPolicy::New,
@@ -65,7 +85,10 @@ pub(crate) async fn feed(State(api): State<ApiState>, headers: HeaderMap, Path(m
         .await
         .map_err(|e| unavailable("JetStream refused a consumer for the feed", &e))?;
     let messages = consumer.messages().await.map_err(|e| unavailable("the feed cannot be consumed", &e))?;
-    let events = messages.filter_map(move |message| std::future::ready(sse_event(message, &manager)));
+    let events = messages.filter_map(move |message| {
+        slot.hold();
+        std::future::ready(sse_event(message, &manager))
+    });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response())
 }
 

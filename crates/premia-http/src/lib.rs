@@ -13,16 +13,20 @@
 mod access;
 mod admin;
 pub mod auth;
+mod connections;
 mod dashboard;
 mod errors;
 pub mod events;
 pub mod explain;
 mod feed;
+mod feed_slots;
 mod health;
+mod limits;
 mod managers;
 mod metrics;
 pub mod openapi;
 mod rejected;
+mod server;
 mod state;
 mod statements;
 pub mod views;
@@ -34,6 +38,7 @@ use serde::Deserialize;
 
 pub use auth::{Role, TokenConfig, Tokens};
 pub use errors::ApiError;
+pub use limits::Limits;
 pub use metrics::prometheus_text;
 pub use state::{ApiState, QUERY_QUEUE};
 
@@ -48,6 +53,15 @@ pub struct HttpConfig {
     pub tokens: Vec<TokenConfig>,
     /// Where `POST /v1/admin/backup` puts backups (`--backup-dir` wins).
     pub backup_dir: Option<std::path::PathBuf>,
+    /// Seconds a client has to send a request's line and headers, from when it connects or its
+    /// previous answer ends (so also the idle keep-alive timeout); 10 when left out.
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds a client has to send a whole request body (`POST /v1/events`); 408 after; 30.
+    pub body_timeout_secs: Option<u64>,
+    /// Connections open at once; beyond it the oldest idle one is closed; 1024.
+    pub max_connections: Option<usize>,
+    /// Server-Sent Events feeds one token holds open at once; the next gets 429; 8.
+    pub max_feeds_per_token: Option<usize>,
 }
 
 /// Every route `router` serves, as (method, path): kept next to the router, and asserted
@@ -114,9 +128,10 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener` until the process ends.
+/// Serves the API on `listener` until the process ends, within the state's [`Limits`].
 pub async fn run(listener: tokio::net::TcpListener, state: ApiState) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).await
+    let limits = state.limits();
+    server::run(listener, router(state), limits).await
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ use premia_nats::StreamSettings;
 
 use crate::auth::Tokens;
 use crate::errors::{not_serving, unknown_manager, ApiError};
+use crate::feed_slots::FeedSlots;
+use crate::limits::Limits;
 
 /// How many queries may wait for the serving loop; more wait in the handlers (backpressure).
 pub const QUERY_QUEUE: usize = 64;
@@ -35,6 +37,10 @@ struct Inner {
     stream: StreamSettings,
     /// Where `POST /v1/admin/backup` puts backups; none without one.
     backup_dir: Option<std::path::PathBuf>,
+    /// What a client may take (time, connections, feeds).
+    limits: Limits,
+    /// The feeds each token holds open.
+    feeds: Arc<FeedSlots>,
 }
 
 impl ApiState {
@@ -48,7 +54,11 @@ impl ApiState {
         nats: Option<async_nats::Client>,
         stream: StreamSettings,
     ) -> ApiState {
-        ApiState { inner: Arc::new(Inner { queries, statements, tokens, nats, stream, backup_dir: None }) }
+        let limits = Limits::default();
+        let feeds = FeedSlots::new(limits.feeds_per_token);
+        ApiState {
+            inner: Arc::new(Inner { queries, statements, tokens, nats, stream, backup_dir: None, limits, feeds }),
+        }
     }
 
     /// Lets `POST /v1/admin/backup` put backups in `dir`. Set before the state is shared.
@@ -56,6 +66,22 @@ impl ApiState {
         let inner = Arc::get_mut(&mut self.inner).expect("the backup directory is set before the state is shared");
         inner.backup_dir = dir;
         self
+    }
+
+    /// Applies `limits` (the defaults until then). Set before the state is shared.
+    pub fn with_limits(mut self, limits: Limits) -> ApiState {
+        let inner = Arc::get_mut(&mut self.inner).expect("the limits are set before the state is shared");
+        inner.limits = limits;
+        inner.feeds = FeedSlots::new(limits.feeds_per_token);
+        self
+    }
+
+    pub(crate) fn limits(&self) -> Limits {
+        self.inner.limits
+    }
+
+    pub(crate) fn feeds(&self) -> &Arc<FeedSlots> {
+        &self.inner.feeds
     }
 
     pub(crate) fn backup_dir(&self) -> Option<&std::path::Path> {

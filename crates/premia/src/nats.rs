@@ -74,6 +74,8 @@ pub fn serve(data_dir: &Path, args: &ServeArgs, config: &ConfigFile) -> anyhow::
     let http = crate::config::http_listen(args.http.as_deref(), args.no_http, config.http.listen.as_deref())?;
     let tokens = premia_http::Tokens::from_config(&config.http.tokens)
         .map_err(|e| anyhow::anyhow!("the config file's [http] section is not valid: {e}"))?;
+    let limits =
+        config.http.limits().map_err(|e| anyhow::anyhow!("the config file's [http] section is not valid: {e}"))?;
     // The address is taken first: one in use stops serve at once, before the ledger is folded
     // and NATS dialled, rather than after a long start (or never, while NATS is down).
     let listener = http.as_deref().map(bind_http).transpose()?;
@@ -95,7 +97,8 @@ pub fn serve(data_dir: &Path, args: &ServeArgs, config: &ConfigFile) -> anyhow::
         let readers = match listener {
             Some(listener) => {
                 let backup_dir = args.backup_dir.clone().or(config.http.backup_dir.clone());
-                Some(start_http(listener, tokens, &client, &stream, args.statement_periods as usize, backup_dir)?)
+                let api = Api { tokens, limits, backup_dir, statement_periods: args.statement_periods as usize };
+                Some(start_http(listener, api, &client, &stream)?)
             }
             None => None,
         };
@@ -136,17 +139,24 @@ fn bind_http(address: &str) -> anyhow::Result<std::net::TcpListener> {
     Ok(listener)
 }
 
+/// What the HTTP API is set up with, from the flags and the config file.
+struct Api {
+    tokens: premia_http::Tokens,
+    limits: premia_http::Limits,
+    backup_dir: Option<std::path::PathBuf>,
+    /// The periods whose entries the statements' read model holds at most.
+    statement_periods: usize,
+}
+
 /// Serves the HTTP API on threads of its own; the returned readers go to the serving loop,
-/// which answers the API's queries and publishes its statements' read model (holding the
-/// entries of `statement_periods` periods at most).
+/// which answers the API's queries and publishes its statements' read model.
 fn start_http(
     listener: std::net::TcpListener,
-    tokens: premia_http::Tokens,
+    api: Api,
     client: &async_nats::Client,
     stream: &StreamSettings,
-    statement_periods: usize,
-    backup_dir: Option<std::path::PathBuf>,
 ) -> anyhow::Result<premia_nats::Readers> {
+    let Api { tokens, limits, backup_dir, statement_periods } = api;
     if tokens.is_empty() {
         tracing::warn!(
             "no [[http.tokens]] in the config file: every /v1 and /metrics request (and the dashboard's sign-in) will be refused with 401; make a token with `premia token --role ROLE`"
@@ -155,7 +165,8 @@ fn start_http(
     let (sender, receiver) = tokio::sync::mpsc::channel(premia_http::QUERY_QUEUE);
     let statements = std::sync::Arc::new(premia_ledger::ReadModel::new(statement_periods));
     let state = premia_http::ApiState::new(sender, statements.clone(), tokens, Some(client.clone()), stream.clone())
-        .with_backup_dir(backup_dir);
+        .with_backup_dir(backup_dir)
+        .with_limits(limits);
     tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "HTTP API listening");
     // A runtime of its own: the serving loop holds its worker thread for each step (a chunk
     // folded, a period's entries loaded: milliseconds, more), and a request queued on that
