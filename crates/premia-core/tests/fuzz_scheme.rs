@@ -21,24 +21,82 @@ const SEED_MONTH: &str = include_str!("../../../tests/data/seed-month.jsonl");
 
 /// TOML values put on the right of a `key = value` line.
 const ODD_TOML: &[&str] = &[
-    "\"0\"", "\"1\"", "\"-0\"", "\"1.0000001\"", "\"0.000001\"", "\"1e3\"", "\"-0.001\"", "\"100\"", "\"100.000001\"",
-    "\"79228162514264337593543950335\"", "\"0.0000000000000000000000000001\"", "\"99999999999999999.99\"",
-    "\"1000000000000.00\"", "\"\"", "\" \"", "\"x\"", "\"proportional\"", "\"received\"", "\"margin_received\"",
-    "\"booked\"", "\"RUB\"", "\"rub\"", "\"РУБ\"", "\"\\u0000\"", "0", "-1", "1", "366", "367", "4294967295",
-    "4294967296", "9223372036854775808", "1.5", "nan", "inf", "true", "[]", "{}", "[\"02-29\"]", "[\"02-30\"]",
-    "[\"13-01\"]", "[\"00-00\"]", "[\"2-3\"]", "[\"2026-02-29\"]", "[\"2028-02-29\"]", "[\"9999-12-31\"]",
-    "[\"0000-01-01\"]", "[\"2026-13-01\"]", "[1]", "[\"01-01\", \"01-01\"]", "1979-05-27", "\"\"\"x\"\"\"",
+    "\"0\"",
+    "\"1\"",
+    "\"-0\"",
+    "\"1.0000001\"",
+    "\"0.000001\"",
+    "\"1e3\"",
+    "\"-0.001\"",
+    "\"100\"",
+    "\"100.000001\"",
+    "\"79228162514264337593543950335\"",
+    "\"0.0000000000000000000000000001\"",
+    "\"99999999999999999.99\"",
+    "\"1000000000000.00\"",
+    "\"\"",
+    "\" \"",
+    "\"x\"",
+    "\"proportional\"",
+    "\"received\"",
+    "\"margin_received\"",
+    "\"booked\"",
+    "\"RUB\"",
+    "\"rub\"",
+    "\"РУБ\"",
+    "\"\\u0000\"",
+    "0",
+    "-1",
+    "1",
+    "366",
+    "367",
+    "4294967295",
+    "4294967296",
+    "9223372036854775808",
+    "1.5",
+    "nan",
+    "inf",
+    "true",
+    "[]",
+    "{}",
+    "[\"02-29\"]",
+    "[\"02-30\"]",
+    "[\"13-01\"]",
+    "[\"00-00\"]",
+    "[\"2-3\"]",
+    "[\"2026-02-29\"]",
+    "[\"2028-02-29\"]",
+    "[\"9999-12-31\"]",
+    "[\"0000-01-01\"]",
+    "[\"2026-13-01\"]",
+    "[1]",
+    "[\"01-01\", \"01-01\"]",
+    "1979-05-27",
+    "\"\"\"x\"\"\"",
 ];
 
 #[derive(Debug, Clone)]
 enum LineEdit {
     /// Puts an odd value on the right of the `at`-th `key = value` line.
-    Value { at: usize, odd: usize },
-    Delete { at: usize },
-    Repeat { at: usize },
-    Swap { a: usize, b: usize },
+    Value {
+        at: usize,
+        odd: usize,
+    },
+    Delete {
+        at: usize,
+    },
+    Repeat {
+        at: usize,
+    },
+    Swap {
+        a: usize,
+        b: usize,
+    },
     /// Adds a tier at the end.
-    Tier { from: usize, coefficient: usize },
+    Tier {
+        from: usize,
+        coefficient: usize,
+    },
 }
 
 fn line_edit() -> impl Strategy<Value = LineEdit> {
@@ -74,7 +132,11 @@ fn apply_line_edits(text: &str, edits: &[LineEdit]) -> String {
             LineEdit::Tier { from, coefficient } => {
                 // Tiers are an array of tables: a new one goes before [calendar].
                 let at = lines.iter().position(|l| l.starts_with("[calendar]")).unwrap_or(lines.len());
-                let tier = ["[[plan.tiers]]".to_string(), format!("from = {}", ODD_TOML[from]), format!("coefficient = {}", ODD_TOML[coefficient])];
+                let tier = [
+                    "[[plan.tiers]]".to_string(),
+                    format!("from = {}", ODD_TOML[from]),
+                    format!("coefficient = {}", ODD_TOML[coefficient]),
+                ];
                 lines.splice(at..at, tier);
             }
             _ => {}

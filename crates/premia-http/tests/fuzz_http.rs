@@ -84,7 +84,8 @@ fn batch() -> impl Strategy<Value = Line> {
 
 fn request() -> impl Strategy<Value = Request> {
     let content_type = prop_oneof![1 => Just(None), 12 => (0..CONTENT_TYPES.len()).prop_map(Some)];
-    (content_type, prop_oneof![3 => event(), 3 => batch()]).prop_map(|(content_type, body)| Request { content_type, body })
+    (content_type, prop_oneof![3 => event(), 3 => batch()])
+        .prop_map(|(content_type, body)| Request { content_type, body })
 }
 
 fn headers(content_type: Option<usize>) -> HeaderMap {

@@ -15,7 +15,9 @@ mod fuzz_support;
 use std::io::Cursor;
 use std::sync::OnceLock;
 
-use fuzz_support::mutate::{apply_edits, apply_mutations, arbitrary_line, edit, mutated_line, mutation, Edit, Line, Mutation};
+use fuzz_support::mutate::{
+    apply_edits, apply_mutations, arbitrary_line, edit, mutated_line, mutation, Edit, Line, Mutation,
+};
 use premia_core::seal::hex;
 use premia_ledger::export::{export, import_export, ExportLine, ImportError, ImportedRecord};
 use premia_ledger::{ingest_reader, IngestOptions, Ledger, LedgerOptions, LogRecord};
