@@ -36,6 +36,7 @@ spec() {
 
 build_args=()
 for t in "${targets[@]}"; do
+  spec "$t" > /dev/null || exit 2
   read -r package test _ < <(spec "$t")
   build_args+=(-p "$package" --test "$test")
 done
