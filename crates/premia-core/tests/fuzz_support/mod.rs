@@ -64,12 +64,14 @@ fn fresh_seed(batch: u64) -> [u8; 32] {
     seed
 }
 
-fn fail<T: std::fmt::Debug>(target: &str, cases: u64, error: TestError<T>) -> ! {
+/// Fails the test naming the input; `when` says which cases ran ("in a run of 300 cases",
+/// "after 20480 cases").
+fn fail<T: std::fmt::Debug>(target: &str, when: String, error: TestError<T>) -> ! {
     match error {
         TestError::Fail(reason, input) => {
-            panic!("fuzz {target}: 1 failure after {cases} cases: {reason}\nminimal input: {input:#?}")
+            panic!("fuzz {target}: 1 failure {when}: {reason}\nminimal input: {input:#?}")
         }
-        TestError::Abort(reason) => panic!("fuzz {target}: aborted after {cases} cases: {reason}"),
+        TestError::Abort(reason) => panic!("fuzz {target}: aborted {when}: {reason}"),
     }
 }
 
@@ -94,7 +96,7 @@ pub fn run<S: Strategy>(
                 let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &fresh_seed(batch));
                 let mut runner = TestRunner::new_with_rng(config(BATCH, source_file), rng);
                 if let Err(error) = runner.run(&strategy, &property) {
-                    fail(target, cases, error);
+                    fail(target, format!("after {cases} cases"), error);
                 }
                 cases += u64::from(BATCH);
                 batch += 1;
@@ -104,7 +106,7 @@ pub fn run<S: Strategy>(
             let count = env_number("PREMIA_FUZZ_CASES").map_or(default_cases, |n| n.min(u64::from(u32::MAX)) as u32);
             let mut runner = TestRunner::new(config(count, source_file));
             if let Err(error) = runner.run(&strategy, &property) {
-                fail(target, cases, error);
+                fail(target, format!("in a run of {count} cases"), error);
             }
             cases = u64::from(count);
         }
