@@ -204,18 +204,19 @@ pub fn import_export(
     import.finish()
 }
 
-/// One export line, read and checked on its own.
-struct ImportedRecord {
-    seq: u64,
-    arrived_ms: i64,
-    origin: Origin,
-    raw: Vec<u8>,
-    hash: Hash,
+/// One export line, read and checked on its own (not yet against any ledger).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedRecord {
+    pub seq: u64,
+    pub arrived_ms: i64,
+    pub origin: Origin,
+    pub raw: Vec<u8>,
+    pub hash: Hash,
 }
 
 impl ImportedRecord {
     /// Line `number` of the export, or why it is not an export line.
-    fn parse(line: &[u8], number: u64) -> Result<ImportedRecord, ImportError> {
+    pub fn parse(line: &[u8], number: u64) -> Result<ImportedRecord, ImportError> {
         let not_export = |reason: String| ImportError::NotExport { line: number, reason };
         let parsed: ExportLine = serde_json::from_slice(line).map_err(|e| not_export(e.to_string()))?;
         if parsed.premia_export != EXPORT_FORMAT {
@@ -237,12 +238,12 @@ impl ImportedRecord {
         })?;
         let raw = match (parsed.raw, &parsed.raw_hex) {
             (Some(text), None) => text.into_bytes(),
-            (None, Some(h)) => unhex(h).ok_or_else(|| not_export("raw_hex is not hex".to_string()))?,
+            (None, Some(h)) => unhex(h).ok_or_else(|| not_export("raw_hex is not lowercase hex digits".to_string()))?,
             _ => return Err(not_export("it needs exactly one of raw and raw_hex".to_string())),
         };
         let hash: Hash = unhex(&parsed.hash)
             .and_then(|h| h.try_into().ok())
-            .ok_or_else(|| not_export("hash is not 64 hex digits".to_string()))?;
+            .ok_or_else(|| not_export("hash is not 64 lowercase hex digits".to_string()))?;
         Ok(ImportedRecord { seq: parsed.seq, arrived_ms: parsed.arrived_ms, origin, raw, hash })
     }
 }
@@ -349,8 +350,10 @@ impl<'a> Import<'a> {
     }
 }
 
+/// Lowercase hex, as an export writes it (`u8::from_str_radix` alone would also take "+f" and
+/// "AB", so a hash or raw_hex that differs from what was written would read as the same bytes).
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
     (0..text.len()).step_by(2).map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok())).collect()
@@ -373,5 +376,14 @@ mod tests {
         assert_eq!(unhex(&hex(&[0, 1, 0xfe, 0xff])), Some(vec![0, 1, 0xfe, 0xff]));
         assert_eq!(unhex("abc"), None);
         assert_eq!(unhex("zz"), None);
+    }
+
+    /// Found by the export fuzz target: "+f" and "AB" were read as hex.
+    #[test]
+    fn only_lowercase_hex_digits_are_hex() {
+        assert_eq!(unhex("+f"), None);
+        assert_eq!(unhex("AB"), None);
+        assert_eq!(unhex("-0"), None);
+        assert_eq!(unhex("0f"), Some(vec![15]));
     }
 }
