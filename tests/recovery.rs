@@ -57,10 +57,13 @@ fn post(base: &str, path: &str, token: &str) -> (u16, Value) {
     }
 }
 
-/// Waits until JetStream has delivered serve everything published so far (its consumer has
-/// nothing pending) and serve has applied something.
+/// Waits until serve has taken in everything published so far: JetStream has delivered it all
+/// (the consumer has nothing pending), serve has applied something, and its committed seq has
+/// stayed the same for a second and a half (delivered is not yet committed: the last batch may
+/// still be folding or flushing).
 fn wait_delivered(base: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let (mut last_seq, mut steady_since) = (None, std::time::Instant::now());
     loop {
         let text = ureq::get(&format!("{base}/metrics"))
             .set("Authorization", &format!("Bearer {ADMIN}"))
@@ -68,10 +71,16 @@ fn wait_delivered(base: &str) {
             .ok()
             .and_then(|r| r.into_string().ok())
             .unwrap_or_default();
-        if text.lines().any(|l| l == "premia_consumer_pending 0") && !text.contains("premia_events_applied_total 0\n") {
+        let seq = text.lines().find_map(|l| l.strip_prefix("premia_ledger_committed_seq ")).map(String::from);
+        if seq != last_seq {
+            (last_seq, steady_since) = (seq, std::time::Instant::now());
+        }
+        let delivered =
+            text.lines().any(|l| l == "premia_consumer_pending 0") && !text.contains("premia_events_applied_total 0\n");
+        if delivered && last_seq.is_some() && steady_since.elapsed() >= Duration::from_millis(1500) {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "serve was not delivered everything within a minute:\n{text}");
+        assert!(std::time::Instant::now() < deadline, "serve did not take everything in within a minute:\n{text}");
         std::thread::sleep(Duration::from_millis(100));
     }
 }
