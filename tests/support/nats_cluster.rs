@@ -97,6 +97,20 @@ impl NatsCluster {
         let child = spawn(&self.nodes[i], &routes.join(","), self.dir.path());
         wait_listening(self.nodes[i].client_port);
         self.nodes[i].child = Some(child);
+        self.wait_healthy(i);
+    }
+
+    /// Waits until node `i` says its JetStream is current (`/healthz`): a node that answers on
+    /// its port may still be catching up, and killing another one meanwhile would leave a
+    /// three-replica stream without a quorum (two nodes down at once, which the tests do not
+    /// claim to survive).
+    fn wait_healthy(&self, i: usize) {
+        let url = format!("http://127.0.0.1:{}/healthz", self.nodes[i].monitor_port);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ureq::get(&url).timeout(Duration::from_secs(2)).call().is_ok_and(|r| r.status() == 200) {
+            assert!(Instant::now() < deadline, "{} did not report healthy within a minute", self.nodes[i].name);
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
