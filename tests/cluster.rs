@@ -12,19 +12,12 @@ use serde_json::Value;
 
 mod support;
 use support::nats_cluster::NatsCluster;
-use support::soak::{stream_payloads, tally};
+use support::soak::{statements, stream_payloads, tally};
 use support::{last_json_line, premia, premia_status, Reaped, PREMIA};
 
+/// The statements of the months the stream spans, without seals.
 fn figures(dir: &Path) -> Vec<Value> {
-    ["2026-01", "2026-02", "2026-03"]
-        .iter()
-        .map(|p| {
-            let out = premia(dir, &["statement", "--period", p, "--format", "json"]);
-            let mut statement: Value = serde_json::from_slice(&out.stdout).unwrap();
-            statement.as_object_mut().unwrap().remove("seal");
-            statement
-        })
-        .collect()
+    statements(dir, &["2026-01".into(), "2026-02".into(), "2026-03".into()])
 }
 
 #[test]

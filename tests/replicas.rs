@@ -11,6 +11,7 @@ use serde_json::Value;
 
 mod support;
 use support::nats_server::NatsServer;
+use support::soak::{booked_accruals, fed_accruals};
 use support::{last_json_line, premia, PREMIA};
 
 fn statements(dir: &Path, periods: &[&str]) -> Vec<Value> {
@@ -87,62 +88,6 @@ fn two_replicas_of_one_stream_build_the_same_ledger_byte_for_byte() {
 }
 
 /// Every accrual in the feed stream, as (manager, period, entry seq, kind, amount), counted.
-fn feed_entries(url: &str) -> (usize, std::collections::BTreeMap<(String, String, u64, String, String), usize>) {
-    use futures::StreamExt;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let client = async_nats::connect(url).await.unwrap();
-        let js = async_nats::jetstream::new(client);
-        let mut stream = js.get_stream("PREMIA_FEED").await.unwrap();
-        let stored = stream.info().await.unwrap().state.messages as usize;
-        let consumer = stream.create_consumer(async_nats::jetstream::consumer::pull::Config::default()).await.unwrap();
-        let mut messages = consumer.messages().await.unwrap();
-        let (mut count, mut entries) = (0, std::collections::BTreeMap::new());
-        while count < stored {
-            let message = messages.next().await.expect("the feed's messages").unwrap();
-            message.ack().await.unwrap();
-            let message: Value = serde_json::from_slice(&message.payload).unwrap();
-            count += 1;
-            for update in message["updates"].as_array().unwrap() {
-                for entry in update["entries"].as_array().unwrap() {
-                    let key = (
-                        message["manager_id"].as_str().unwrap().to_string(),
-                        update["period"].as_str().unwrap().to_string(),
-                        entry["event"]["seq"].as_u64().unwrap(),
-                        entry["kind"].as_str().unwrap().to_string(),
-                        entry["amount"].as_str().unwrap().to_string(),
-                    );
-                    *entries.entry(key).or_insert(0) += 1;
-                }
-            }
-        }
-        (count, entries)
-    })
-}
-
-/// The entries of the ledger's statements, keyed as the feed's are.
-fn ledger_entries(
-    dir: &Path,
-    periods: &[&str],
-) -> std::collections::BTreeMap<(String, String, u64, String, String), usize> {
-    let mut entries = std::collections::BTreeMap::new();
-    for (period, statement) in periods.iter().zip(statements(dir, periods)) {
-        for manager in statement["managers"].as_array().unwrap() {
-            for entry in manager["entries"].as_array().unwrap() {
-                let key = (
-                    manager["manager_id"].as_str().unwrap().to_string(),
-                    period.to_string(),
-                    entry["event"]["seq"].as_u64().unwrap(),
-                    entry["kind"].as_str().unwrap().to_string(),
-                    entry["amount"].as_str().unwrap().to_string(),
-                );
-                *entries.entry(key).or_insert(0) += 1;
-            }
-        }
-    }
-    entries
-}
-
 #[test]
 fn two_replicas_serving_at_once_put_each_accrual_in_the_feed_once() {
     let server = NatsServer::start();
@@ -171,10 +116,10 @@ fn two_replicas_serving_at_once_put_each_accrual_in_the_feed_once() {
     assert!(serving_a.wait().unwrap().success() && serving_b.wait().unwrap().success());
 
     let periods = ["2026-01", "2026-02"];
-    let booked = ledger_entries(&a, &periods);
-    assert_eq!(booked, ledger_entries(&b, &periods));
+    let booked = booked_accruals(&statements(&a, &periods));
+    assert_eq!(booked, booked_accruals(&statements(&b, &periods)));
     assert!(booked.len() > 500, "the stream books a good many entries: {}", booked.len());
-    let (messages, fed) = feed_entries(&url);
+    let (messages, fed) = fed_accruals(&url);
     let doubled: Vec<_> = fed.iter().filter(|(_, n)| **n > 1).collect();
     assert!(doubled.is_empty(), "accruals in the feed more than once: {doubled:?}");
     let fed_in_periods: std::collections::BTreeMap<_, _> =
