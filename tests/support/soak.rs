@@ -270,3 +270,37 @@ pub fn tally(lines: &[String], payloads: &[Vec<u8>]) -> StreamTally {
         lines_out_of_file_order: out_of_order,
     }
 }
+
+/// How the logs of two ledgers differ, record by record (from their exports): records that differ
+/// in anything but their arrival time (and so their hash), and records that differ in their
+/// arrival time only. Counted also when one log is longer.
+pub fn logs_apart(a: &Path, b: &Path) -> (usize, usize) {
+    let export = |dir: &Path| -> Vec<Value> {
+        let out = premia(dir, &["export", "--from-seq", "1"]);
+        out.stdout
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect()
+    };
+    let (a, b) = (export(a), export(b));
+    let (mut other, mut arrival_only) = (a.len().abs_diff(b.len()), 0);
+    for (x, y) in a.iter().zip(&b) {
+        if x == y {
+            continue;
+        }
+        let strip = |v: &Value| {
+            let mut v = v.clone();
+            let record = v.as_object_mut().unwrap();
+            record.remove("arrived_ms");
+            record.remove("hash");
+            v
+        };
+        if strip(x) == strip(y) {
+            arrival_only += 1;
+        } else {
+            other += 1;
+        }
+    }
+    (other, arrival_only)
+}
