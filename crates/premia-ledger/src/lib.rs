@@ -21,6 +21,7 @@ pub mod lock;
 pub mod log;
 pub mod read_model;
 pub mod serving;
+mod sled_guard;
 pub mod snapshot;
 pub mod statement_update;
 mod store;

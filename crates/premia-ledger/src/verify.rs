@@ -167,7 +167,7 @@ pub enum VerifyError {
 /// of the whole log from nothing compared with every stored entry chunk, with the snapshot at
 /// the position it covers, and with the seal of every closed period. Damage is reported, not
 /// returned as an error; `progress` is called with the number of records checked.
-pub fn verify(dir: &Path, mut progress: impl FnMut(u64)) -> Result<VerifyReport, VerifyError> {
+pub fn verify(dir: &Path, progress: impl FnMut(u64)) -> Result<VerifyReport, VerifyError> {
     // Checked before anything is opened, so a mistyped path does not become an empty ledger.
     if !dir.join("sled").is_dir() {
         return Err(VerifyError::NoLedger(dir.to_path_buf()));
@@ -178,7 +178,17 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(u64)) -> Result<VerifyReport,
         Ok(db) => db,
         Err(message) => return Ok(VerifyReport::unopened(message)),
     };
-    let heads = read_heads(dir, &db);
+    match crate::sled_guard::guarded(|| verify_store(dir, &db, progress)) {
+        Ok(report) => report,
+        Err(message) => Ok(VerifyReport::unopened(format!(
+            "the ledger store is damaged: sled failed while reading it back ({message})"
+        ))),
+    }
+}
+
+/// [`verify`] on the opened copy of the store.
+fn verify_store(dir: &Path, db: &sled::Db, mut progress: impl FnMut(u64)) -> Result<VerifyReport, VerifyError> {
+    let heads = read_heads(dir, db);
     let mut verifier = Verifier::new(dir, &db);
     verifier.problems.extend(heads.problems);
     verifier.index_check = IndexCheck::start(dir, &mut verifier.problems);
