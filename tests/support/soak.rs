@@ -190,40 +190,33 @@ fn accrual(manager_id: &Value, period: &Value, entry: &Value) -> Accrual {
 
 /// The feed stream's message count and the accruals it carries, each with how often.
 pub fn fed_accruals(urls: &str) -> (usize, BTreeMap<Accrual, usize>) {
-    use futures::StreamExt;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let servers: Vec<async_nats::ServerAddr> = urls.split(',').map(|u| u.parse().unwrap()).collect();
-        let client = async_nats::connect(servers).await.unwrap();
-        let js = async_nats::jetstream::new(client);
-        let mut stream = js.get_stream("PREMIA_FEED").await.unwrap();
-        let stored = stream.info().await.unwrap().state.messages as usize;
-        let consumer = stream.create_consumer(async_nats::jetstream::consumer::pull::Config::default()).await.unwrap();
-        let mut messages = consumer.messages().await.unwrap();
-        let mut accruals: BTreeMap<Accrual, usize> = BTreeMap::new();
-        for _ in 0..stored {
-            let message = messages.next().await.expect("the feed's messages").unwrap();
-            message.ack().await.unwrap();
-            let message: Value = serde_json::from_slice(&message.payload).unwrap();
-            for update in message["updates"].as_array().unwrap() {
-                for entry in update["entries"].as_array().unwrap() {
-                    *accruals.entry(accrual(&message["manager_id"], &update["period"], entry)).or_insert(0) += 1;
-                }
+    let messages = stream_messages(urls, "PREMIA_FEED");
+    let mut accruals: BTreeMap<Accrual, usize> = BTreeMap::new();
+    for payload in &messages {
+        let message: Value = serde_json::from_slice(payload).unwrap();
+        for update in message["updates"].as_array().unwrap() {
+            for entry in update["entries"].as_array().unwrap() {
+                *accruals.entry(accrual(&message["manager_id"], &update["period"], entry)).or_insert(0) += 1;
             }
         }
-        (stored, accruals)
-    })
+    }
+    (messages.len(), accruals)
 }
 
 /// Every message of the events stream, in stream order: what the replicas folded.
 pub fn stream_payloads(urls: &str) -> Vec<Vec<u8>> {
+    stream_messages(urls, "PREMIA_EVENTS")
+}
+
+/// Every message stored in `stream` when it is read, in stream order, from any of `urls`.
+fn stream_messages(urls: &str, stream: &str) -> Vec<Vec<u8>> {
     use futures::StreamExt;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let servers: Vec<async_nats::ServerAddr> = urls.split(',').map(|u| u.parse().unwrap()).collect();
         let client = async_nats::connect(servers).await.unwrap();
         let js = async_nats::jetstream::new(client);
-        let mut stream = js.get_stream("PREMIA_EVENTS").await.unwrap();
+        let mut stream = js.get_stream(stream).await.unwrap();
         let stored = stream.info().await.unwrap().state.messages as usize;
         let consumer = stream.create_consumer(async_nats::jetstream::consumer::pull::Config::default()).await.unwrap();
         let mut messages = consumer.messages().await.unwrap();
