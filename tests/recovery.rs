@@ -139,9 +139,21 @@ fn backup_copies_a_stopped_ledger_and_never_writes_over_a_directory() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not empty"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// Damages a data dir as a torn disk would: every blob of the store (log and entry chunks) cut
-/// to half. sled cuts its log at the first, so the data dir refuses to open.
+/// Damages a data dir as a torn disk would: sled's main file cut to nothing (with its page
+/// table snapshots gone) and every blob (log and entry chunks) cut to half, so the store no
+/// longer reaches the committed head and the data dir refuses to open. Cutting the blobs alone
+/// is not always enough: an open reads only the last record, and when that one is small
+/// enough to live in sled's main file, a statement from the snapshot is still right.
 fn damage(dir: &Path) {
+    for file in std::fs::read_dir(dir.join("sled")).unwrap() {
+        let path = file.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "db" {
+            std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(0).unwrap();
+        } else if name.starts_with("snap.") {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
     for blob in std::fs::read_dir(dir.join("sled/blobs")).unwrap() {
         let path = blob.unwrap().path();
         let len = std::fs::metadata(&path).unwrap().len();
