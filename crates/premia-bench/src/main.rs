@@ -53,6 +53,9 @@ struct Args {
     /// Seconds the latency run publishes for.
     #[arg(long, default_value_t = 20)]
     latency_seconds: u64,
+    /// Measure only the latency (no publish of the N events, no throughput runs).
+    #[arg(long)]
+    latency_only: bool,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -71,6 +74,14 @@ impl Rate {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // RUST_LOG=premia_nats=debug shows the serving loop's batches, with times to lay beside
+    // the latency run's slow windows.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let mut _scratch = None;
     let url = match &args.nats_url {
@@ -81,9 +92,10 @@ fn main() -> anyhow::Result<()> {
             url
         }
     };
-    eprintln!("generating {} events (seed {})", args.events, args.seed);
+    let events = if args.latency_only { 0 } else { args.events };
+    eprintln!("generating {events} events (seed {})", args.seed);
     let lines: Vec<Vec<u8>> = premia::synth::Synth::new(args.seed, premia::synth::SynthOptions::default())
-        .take(args.events)
+        .take(events)
         .map(String::into_bytes)
         .collect();
     let results = runtime.block_on(run(&args, &url, lines))?;
@@ -93,6 +105,11 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: &Args, url: &str, lines: Vec<Vec<u8>>) -> anyhow::Result<serde_json::Value> {
     let client = premia_nats::connect(&NatsSettings { url: url.to_string(), ..NatsSettings::default() }).await?;
+    if args.latency_only {
+        let latency = feed_latency(&client, args).await?;
+        let _ = jetstream::new(client.clone()).delete_stream(premia_nats::FEED_STREAM).await;
+        return Ok(serde_json::json!({ "latency": latency }));
+    }
     let js = jetstream::new(client.clone());
     let settings = StreamSettings {
         stream: "PREMIA_BENCH".into(),
@@ -398,6 +415,36 @@ struct Latency {
     p50_ms: f64,
     p99_ms: f64,
     max_ms: f64,
+    /// The 100 ms windows of publishing (from the start of the run, just before serve
+    /// starts) whose slowest entry took more than 20 ms, in time order: where the tail is.
+    slow_windows: Vec<SlowWindow>,
+    /// How long each batch of the run waited to be durable (the flush), as `/metrics` shows it.
+    serve_commit_seconds: premia_ledger::Histogram,
+    serve_timings: premia_ledger::ServeTimings,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct SlowWindow {
+    /// Milliseconds from the start of the run to the window's start.
+    at_ms: u64,
+    entries: usize,
+    over_20_ms: usize,
+    max_ms: f64,
+}
+
+/// The windows of `window_ms` whose slowest entry took more than 20 ms; `samples` are
+/// (publish time from the start, latency).
+fn slow_windows(samples: &[(Duration, Duration)], window_ms: u64) -> Vec<SlowWindow> {
+    let slow = Duration::from_millis(20);
+    let mut windows: std::collections::BTreeMap<u64, SlowWindow> = std::collections::BTreeMap::new();
+    for &(at, latency) in samples {
+        let start = at.as_millis() as u64 / window_ms * window_ms;
+        let w = windows.entry(start).or_insert(SlowWindow { at_ms: start, entries: 0, over_20_ms: 0, max_ms: 0.0 });
+        w.entries += 1;
+        w.over_20_ms += usize::from(latency > slow);
+        w.max_ms = w.max_ms.max(latency.as_secs_f64() * 1000.0);
+    }
+    windows.into_values().filter(|w| w.over_20_ms > 0).collect()
 }
 
 /// Publishes at a steady rate while `premia serve` runs with the feed on, and times each
@@ -415,7 +462,10 @@ async fn feed_latency(client: &async_nats::Client, args: &Args) -> anyhow::Resul
     premia_nats::ensure_feed_stream(&js, 1).await?;
 
     let published_at: Arc<Mutex<HashMap<(String, String), Instant>>> = Arc::default();
-    let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    // (publish time from the start, latency) of every entry fed.
+    let latencies: Arc<Mutex<Vec<(Duration, Duration)>>> = Arc::default();
+    let start = Instant::now();
+    eprintln!("latency run starts at {:?} (slow windows count from here)", std::time::SystemTime::now());
     let mut feed = client.subscribe(format!("{}>", premia_nats::FEED_SUBJECT_PREFIX)).await?;
     client.flush().await?;
     let watcher = {
@@ -437,7 +487,7 @@ async fn feed_latency(client: &async_nats::Client, args: &Args) -> anyhow::Resul
                         entry["event"]["id"].as_str().unwrap_or("").to_string(),
                     );
                     if let Some(at) = published_at.get(&key) {
-                        latencies.push(now - *at);
+                        latencies.push((*at - start, now - *at));
                     }
                 }
             }
@@ -494,11 +544,12 @@ async fn feed_latency(client: &async_nats::Client, args: &Args) -> anyhow::Resul
     tokio::time::sleep(Duration::from_secs(2)).await;
     let _ = stop.send(());
     let (_ledger, report) = server.await?;
-    report?;
+    let report = report?;
     watcher.abort();
     let _ = js.delete_stream(&settings.stream).await;
 
-    let mut latencies = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let samples = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut latencies: Vec<Duration> = samples.iter().map(|&(_, latency)| latency).collect();
     latencies.sort();
     let at = |q: f64| {
         latencies
@@ -512,5 +563,8 @@ async fn feed_latency(client: &async_nats::Client, args: &Args) -> anyhow::Resul
         p50_ms: at(0.50),
         p99_ms: at(0.99),
         max_ms: latencies.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0),
+        slow_windows: slow_windows(&samples, 100),
+        serve_commit_seconds: report.commit_seconds,
+        serve_timings: report.timings,
     })
 }

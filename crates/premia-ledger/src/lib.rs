@@ -20,6 +20,7 @@ pub mod ledger;
 pub mod lock;
 pub mod log;
 pub mod read_model;
+mod replay_read;
 pub mod serving;
 mod sled_guard;
 pub mod snapshot;

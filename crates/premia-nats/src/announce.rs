@@ -24,7 +24,8 @@ impl Announcer {
         let task = tokio::spawn(async move {
             let js = jetstream::new(client.clone());
             let mut failures = FeedFailures::default();
-            let mut published = Published::default();
+            let published = SharedPublished::default();
+            let watcher = tokio::spawn(watch_feed_stream(js.clone(), published.clone()));
             let mut acks = futures::stream::FuturesUnordered::<FeedAck>::new();
             loop {
                 tokio::select! {
@@ -36,11 +37,18 @@ impl Announcer {
                         for (rejection, payload) in rejected {
                             publish_rejection(&client, &rejection, payload).await;
                         }
-                        published.refresh(&js).await;
-                        publish_feed(&js, feed, &published, &mut acks, &mut failures).await;
+                        // The first batch waits for the feed stream to be read once (see
+                        // `Published`); later ones take what the watcher last read.
+                        let mut known = published.get();
+                        if known.read_at.is_none() {
+                            known.refresh(&js).await;
+                            published.merge(known);
+                        }
+                        publish_feed(&js, feed, &known, &mut acks, &mut failures).await;
                     }
                 }
             }
+            watcher.abort();
             while let Some(acked) = acks.next().await {
                 settle(&js, acked, &acks, &mut failures);
             }
@@ -131,9 +139,14 @@ const FEED_ACKS_IN_FLIGHT: usize = 4096;
 
 /// How far the feed stream already goes: the ledger seq of its last message, whoever published
 /// it (this premia, or another replica of the same stream), and how long it remembers message ids
-/// (its duplicate window), read again at most once a second. Until the stream has been read, the
+/// (its duplicate window), read again about once a second. Until the stream has been read, the
 /// window is taken as nothing, so every message goes out from the high-water mark on only.
-#[derive(Default)]
+///
+/// Reading it takes three JetStream requests. The first read is made before the first batch's
+/// feed goes out; later ones by a task of their own ([`watch_feed_stream`]), so that no batch's
+/// feed waits for those answers (they took up to tens of milliseconds on a busy server, once
+/// a second, which showed in the feed's latency tail).
+#[derive(Default, Clone, Copy)]
 struct Published {
     high_water: u64,
     duplicate_window: std::time::Duration,
@@ -142,10 +155,8 @@ struct Published {
 
 impl Published {
     async fn refresh(&mut self, js: &jetstream::Context) {
-        if self.read_at.is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(1)) {
-            return;
-        }
-        self.read_at = Some(std::time::Instant::now());
+        let started = std::time::Instant::now();
+        self.read_at = Some(started);
         let Ok(mut stream) = js.get_stream(crate::streams::FEED_STREAM).await else { return };
         let Ok(info) = stream.info().await else { return };
         self.duplicate_window = info.config.duplicate_window;
@@ -153,6 +164,7 @@ impl Published {
         if let Some(seq) = last_published_seq(&stream, last).await {
             self.high_water = self.high_water.max(seq);
         }
+        tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "read the feed stream's state");
     }
 
     /// Whether a copy of a message another replica published for a record stored at
@@ -160,6 +172,33 @@ impl Published {
     fn covers(&self, stored_ms: i64, now_ms: i64) -> bool {
         let window = self.duplicate_window.saturating_sub(FEED_CLOCK_MARGIN).as_millis();
         now_ms.saturating_sub(stored_ms) < i64::try_from(window).unwrap_or(i64::MAX)
+    }
+}
+
+/// [`Published`] as the announcer and [`watch_feed_stream`] share it.
+#[derive(Default, Clone)]
+struct SharedPublished(std::sync::Arc<std::sync::Mutex<Published>>);
+
+impl SharedPublished {
+    fn get(&self) -> Published {
+        *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Takes a newer read; the high-water mark only grows.
+    fn merge(&self, mut read: Published) {
+        let mut known = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        read.high_water = read.high_water.max(known.high_water);
+        *known = read;
+    }
+}
+
+/// Reads the feed stream about once a second into `published`, until the announcer is done.
+async fn watch_feed_stream(js: jetstream::Context, published: SharedPublished) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let mut next = published.get();
+        next.refresh(&js).await;
+        published.merge(next);
     }
 }
 

@@ -92,8 +92,12 @@ fn parse_chunk(
     ParsedChunk { messages: parsed, last, parsed_with: scheme, failure }
 }
 
-/// Receives and parses on a task of its own, so parsing overlaps the fold. At most two parsed
-/// chunks wait; the task ends with the receiver, or after a failure.
+/// Chunks being parsed at once, besides the one the fold has in hand.
+const PARSING_AHEAD: usize = 2;
+
+/// Receives on a task of its own and parses each chunk on a blocking thread, so that parsing
+/// overlaps the fold and up to [`PARSING_AHEAD`] chunks are parsed side by side; the fold gets
+/// them in the order they came. The task ends with the receiver, or after a failure.
 pub(crate) fn spawn_parser(
     messages: consumer::pull::Stream,
     batch: usize,
@@ -103,13 +107,18 @@ pub(crate) fn spawn_parser(
 ) -> (tokio::sync::mpsc::Receiver<ParsedChunk>, tokio::task::JoinHandle<()>) {
     let (sender, receiver) = tokio::sync::mpsc::channel(2);
     let task = tokio::spawn(async move {
-        let mut chunks = messages.ready_chunks(batch);
-        while let Some(chunk) = chunks.next().await {
+        let chunks = messages.ready_chunks(batch).map(|chunk| {
             let scheme = schemes.borrow().clone();
-            let parse = || parse_chunk(chunk, scheme);
-            let parsed = match tokio::runtime::Handle::current().runtime_flavor() {
-                tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(parse),
-                _ => parse(),
+            tokio::task::spawn_blocking(move || parse_chunk(chunk, scheme))
+        });
+        let mut parsed_chunks = chunks.buffered(PARSING_AHEAD);
+        while let Some(parsed) = parsed_chunks.next().await {
+            let parsed = match parsed {
+                Ok(parsed) => parsed,
+                // parse_chunk does not panic on any input; if it did, that is a bug to surface.
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // Blocking tasks are cancelled only when the runtime shuts down.
+                Err(_) => break,
             };
             let failed = parsed.failure.is_some();
             if sender.send(parsed).await.is_err() || failed {

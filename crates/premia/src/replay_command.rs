@@ -183,7 +183,9 @@ pub fn replay(data_dir: &Path, args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         (None, None) => {
             let mut statements = Vec::new();
             for &period in &periods {
-                statements.push(replayer.period(period, until, None)?.statement);
+                let PeriodReplay { statement, replayed } = replayer.period(period, until, None)?;
+                replayed.drop_aside();
+                statements.push(statement);
             }
             if args.format == StatementFormat::Text {
                 let moment = if until == end { "the end of the log".to_string() } else { "--as-of".to_string() };
@@ -217,6 +219,8 @@ fn replay_diffs(
         let before = replayer.period(period, from, None)?;
         let after = replayer.period(period, until, None)?;
         diffs.push(period_diff(period, from, until, &before, &after, args.manager.as_deref()));
+        before.replayed.drop_aside();
+        after.replayed.drop_aside();
     }
     write_text_or_json(out, &diffs, args, "--diff-as-of", diff_text)
 }
@@ -234,9 +238,11 @@ fn replay_what_if(
     let mut comparisons = Vec::new();
     let mut statements = Vec::new();
     for &period in periods {
-        let what = replayer.period(period, until, Some(scheme))?.statement;
+        let PeriodReplay { statement: what, replayed } = replayer.period(period, until, Some(scheme))?;
+        replayed.drop_aside();
         if args.compare {
-            let actual = replayer.period(period, until, None)?.statement;
+            let PeriodReplay { statement: actual, replayed } = replayer.period(period, until, None)?;
+            replayed.drop_aside();
             comparisons.push(Comparison {
                 period: what.period.clone(),
                 scheme: scheme.name.clone(),

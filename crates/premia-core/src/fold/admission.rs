@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::event::{parse_event, Admission, Event, EventType};
+use crate::event::{parse_event, parses_alike, Admission, Event, EventType};
 use crate::reject::{Reason, Rejection};
 use crate::scheme::Scheme;
 
@@ -92,14 +92,8 @@ impl LedgerState {
         if seq != self.next_seq {
             return Err(ReplayError::OutOfOrder { seq, expected: self.next_seq });
         }
-        let event = parse_event(raw, &self.scheme, Admission::Operator)
-            .map_err(|rejection| ReplayError::Invalid { seq, rejection })?;
-        if self.seen.insert(event.identity, event.fingerprint).is_some() {
-            return Err(ReplayError::Repeated { seq });
-        }
-        let taken = self.take_seq();
-        debug_assert_eq!(taken, seq, "record {seq} is folded at its own number");
-        Ok(self.fold(seq, event))
+        let parsed = parse_event(raw, &self.scheme, Admission::Operator);
+        self.replay_event(seq, parsed)
     }
 
     /// [`replay`](Self::replay) for a record read back after records before it were skipped on
@@ -111,6 +105,41 @@ impl LedgerState {
         }
         self.next_seq = seq;
         self.replay(seq, raw)
+    }
+
+    /// [`replay_selected`](Self::replay_selected) for a record already parsed (on another
+    /// thread, say) under `parsed_with`. When the scheme in force validates otherwise
+    /// ([`parses_alike`]), the record is parsed again, so the outcome is the same as
+    /// `replay_selected`'s.
+    pub fn replay_selected_parsed(
+        &mut self,
+        seq: u64,
+        raw: &[u8],
+        parsed: Result<Event, Rejection>,
+        parsed_with: &Scheme,
+    ) -> Result<Vec<Folded>, ReplayError> {
+        if seq < self.next_seq {
+            return Err(ReplayError::OutOfOrder { seq, expected: self.next_seq });
+        }
+        self.next_seq = seq;
+        let parsed = if parses_alike(parsed_with, &self.scheme) {
+            parsed
+        } else {
+            parse_event(raw, &self.scheme, Admission::Operator)
+        };
+        self.replay_event(seq, parsed)
+    }
+
+    /// Folds a parsed record at `seq`, which must be the next seq.
+    fn replay_event(&mut self, seq: u64, parsed: Result<Event, Rejection>) -> Result<Vec<Folded>, ReplayError> {
+        debug_assert_eq!(seq, self.next_seq, "a record is folded at the next seq");
+        let event = parsed.map_err(|rejection| ReplayError::Invalid { seq, rejection })?;
+        if self.seen.insert(event.identity, event.fingerprint).is_some() {
+            return Err(ReplayError::Repeated { seq });
+        }
+        let taken = self.take_seq();
+        debug_assert_eq!(taken, seq, "record {seq} is folded at its own number");
+        Ok(self.fold(seq, event))
     }
 }
 
