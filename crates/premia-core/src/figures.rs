@@ -121,6 +121,100 @@ impl LedgerState {
             .collect()
     }
 
+    /// The periods from the first to the last that any deal date, payment date, book or close
+    /// falls in (`None` when there is none). Before the first, [`figures`](Self::figures) has no
+    /// manager; after the last, the same managers with the same figures in every period (every
+    /// deal created, paid, due and cancelled as it will ever be by then, nothing won,
+    /// cancelled or booked in the period itself).
+    pub fn figures_span(&self) -> Option<(Period, Period)> {
+        let deal_periods = self.deals().flat_map(|(_, deal)| {
+            [Some(deal.created_on), Some(deal.due_date), deal.cancelled.map(|(on, _)| on)]
+                .into_iter()
+                .flatten()
+                .map(Period::of)
+        });
+        let periods = deal_periods
+            .chain(self.payments().map(|(_, payment)| Period::of(payment.paid_on)))
+            .chain(self.books().keys().copied())
+            .chain(self.closed_periods().keys().copied());
+        periods.fold(None, |span, p| match span {
+            None => Some((p, p)),
+            Some((first, last)) => Some((first.min(p), last.max(p))),
+        })
+    }
+
+    /// [`figures`](Self::figures) of each of `periods` (ascending, each once), in one pass over
+    /// the deals and payments rather than one per period. `figures` is the definition; this
+    /// must agree with it (a property test compares them on every state the fold can reach).
+    pub fn figures_of_periods(&self, periods: &[Period]) -> Vec<Figures> {
+        assert!(periods.windows(2).all(|w| w[0] < w[1]), "the periods ascend, each once");
+        let mut by_manager: Vec<BTreeMap<&str, ManagerFigures>> = vec![BTreeMap::new(); periods.len()];
+        let mut clients: Vec<BTreeMap<&str, BTreeSet<&str>>> = vec![BTreeMap::new(); periods.len()];
+        // The creation period of every deal per (manager, client), for repeat clients.
+        let mut created_of: BTreeMap<(&str, &str), Vec<Period>> = BTreeMap::new();
+        let mut payments_of: BTreeMap<&str, Vec<(Period, Decimal)>> = BTreeMap::new();
+        for (_, payment) in self.payments() {
+            payments_of.entry(&payment.deal_id).or_default().push((Period::of(payment.paid_on), payment.amount));
+        }
+        for payments in payments_of.values_mut() {
+            payments.sort_by_key(|(period, _)| *period);
+        }
+        let at = |period: Period| periods.binary_search(&period).ok();
+        for (deal_id, deal) in self.deals() {
+            let (manager, created) = (&*deal.manager_id, Period::of(deal.created_on));
+            created_of.entry((manager, &deal.client_id)).or_default().push(created);
+            if let Some(i) = at(created) {
+                let figures = by_manager[i].entry(manager).or_default();
+                figures.deals_won += 1;
+                figures.deals_amount += deal.amount;
+                clients[i].entry(manager).or_default().insert(&deal.client_id);
+            }
+            let cancelled = deal.cancelled.as_ref().map(|(on, fault)| (Period::of(*on), *fault));
+            if let Some((on, Fault::Manager)) = cancelled.filter(|(on, _)| *on >= created) {
+                if let Some(i) = at(on) {
+                    by_manager[i].entry(manager).or_default().cancellations_by_fault += 1;
+                }
+            }
+            // Overdue from the later of its creation and due date until it is cancelled, while
+            // money is outstanding at the end of the period.
+            let from = created.max(Period::of(deal.due_date));
+            let payments = payments_of.get(&**deal_id).map(Vec::as_slice).unwrap_or_default();
+            let (mut paid, mut counted) = (Decimal::ZERO, 0);
+            for (i, &period) in periods.iter().enumerate().skip(periods.partition_point(|p| *p < from)) {
+                if cancelled.is_some_and(|(on, _)| on <= period) {
+                    break;
+                }
+                while let Some((_, amount)) = payments.get(counted).filter(|(on, _)| *on <= period) {
+                    paid += *amount;
+                    counted += 1;
+                }
+                let outstanding = deal.amount - paid;
+                if outstanding > Decimal::ZERO {
+                    let figures = by_manager[i].entry(manager).or_default();
+                    figures.overdue_deals += 1;
+                    figures.overdue_receivables += outstanding;
+                }
+            }
+        }
+        let mut all = Vec::with_capacity(periods.len());
+        for (i, &period) in periods.iter().enumerate() {
+            let mut managers = std::mem::take(&mut by_manager[i]);
+            for (manager, figures) in managers.iter_mut() {
+                if figures.deals_won > 0 {
+                    figures.average_deal_amount = round2(figures.deals_amount / Decimal::from(figures.deals_won));
+                }
+                let of_period = clients[i].get(manager).map(|c| c.iter().copied().collect::<Vec<_>>()).unwrap_or_default();
+                figures.distinct_clients = of_period.len() as u64;
+                let to_date = |client: &str| {
+                    created_of.get(&(*manager, client)).map_or(0, |created| created.iter().filter(|c| **c <= period).count())
+                };
+                figures.repeat_clients = of_period.iter().filter(|client| to_date(client) > 1).count() as u64;
+            }
+            all.push(self.figures_with_books(period, managers));
+        }
+        all
+    }
+
     /// Every manager with a deal, a booking, a plan or an overdue deal in `period`, by id.
     pub fn figures(&self, period: Period) -> Figures {
         let mut by_manager: BTreeMap<&str, ManagerFigures> = BTreeMap::new();
@@ -168,6 +262,12 @@ impl LedgerState {
                 .filter(|client| deals_to_date.get(&(*manager, **client)).copied().unwrap_or(0) > 1)
                 .count() as u64;
         }
+        self.figures_with_books(period, by_manager)
+    }
+
+    /// The figures of `period` from those of its deals: the books' plan metrics and
+    /// achievement added, and the managers with nothing in the period left out.
+    fn figures_with_books<'a>(&'a self, period: Period, mut by_manager: BTreeMap<&'a str, ManagerFigures>) -> Figures {
         let mut booked: BTreeSet<&str> = BTreeSet::new();
         if let Some(books) = self.books().get(&period) {
             for (manager, book) in books {

@@ -3,9 +3,12 @@
 
 use rust_decimal::Decimal;
 use schemars::JsonSchema;
-use serde::{Serialize, Serializer};
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::calendar::{date_text, Period};
+use crate::event::Id;
 use crate::fold::{plan_figures, Entry, EntryDetail, EntryKind, LedgerState, ManagerBook, PlanFigures, Timing};
 use crate::money::{fixed_text, money_grouped, money_text, percent_text};
 use crate::scheme::Scheme;
@@ -142,28 +145,13 @@ impl LedgerState {
     /// The statement of one period, for every manager or one. `entries` are the entries booked
     /// in the period, in booking order (the edge keeps them; others are ignored).
     pub fn statement(&self, period: Period, manager: Option<&str>, entries: &[Entry]) -> Statement {
-        let closed = self.is_closed(period);
-        let mut by_manager: std::collections::HashMap<&str, Vec<&Entry>> = std::collections::HashMap::new();
-        for entry in entries.iter().filter(|e| e.period == period) {
-            by_manager.entry(&entry.manager_id).or_default().push(entry);
-        }
-        let mut managers = Vec::new();
-        if let Some(books) = self.books().get(&period) {
-            for (manager_id, book) in books {
-                if !book.is_visible() || manager.is_some_and(|m| m != &**manager_id) {
-                    continue;
-                }
-                let own = by_manager.remove(&**manager_id).unwrap_or_default();
-                debug_assert_eq!(
-                    own.len() as u64,
-                    book.entry_count,
-                    "the edge supplied the entries of {period} {manager_id}"
-                );
-                let views = own.iter().map(|e| self.entry_view(e)).collect();
-                managers.push(manager_statement(self.scheme(), manager_id, book, closed, views));
-            }
-        }
-        Statement::frame(self.scheme(), period, closed, managers)
+        let parts = PeriodParts {
+            scheme: self.scheme(),
+            period,
+            closed: self.is_closed(period),
+            books: self.books().get(&period),
+        };
+        parts.statement(manager, entries, |_, entry| self.entry_facts(entry))
     }
 
     /// One manager's figures in one period with the given entries (for the live feed: the
@@ -215,17 +203,20 @@ impl LedgerState {
 /// The figures of a deal an explanation shows. A deal's amount, margin and due date never
 /// change once it is created, and it is cancelled at most once (before any fine on it), so
 /// these can be taken when an entry is booked and kept beside it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DealFacts {
+    #[serde(with = "crate::money::decimal_bytes")]
     pub margin: Decimal,
+    #[serde(with = "crate::money::decimal_bytes")]
     pub amount: Decimal,
     pub due_date: time::Date,
     pub cancelled_on: Option<time::Date>,
 }
 
 /// The figures of a payment an explanation shows (they never change once it is received).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentFacts {
+    #[serde(with = "crate::money::decimal_bytes")]
     pub amount: Decimal,
     pub paid_on: time::Date,
 }
@@ -233,10 +224,50 @@ pub struct PaymentFacts {
 /// What an entry's view and explanation read from the state besides the entry itself
 /// ([`LedgerState::entry_facts`]): with these, [`entry_view`] needs no state, so a read model
 /// can render entries away from the fold.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryFacts {
     pub deal: Option<DealFacts>,
     pub payment: Option<PaymentFacts>,
+}
+
+/// What a statement of one period reads besides its entries: the scheme in force, whether the
+/// period is closed, and its books. The fold state has them ([`LedgerState::statement`]); so
+/// does the period projection the ledger stores beside its snapshot, read without the state.
+#[derive(Debug, Clone, Copy)]
+pub struct PeriodParts<'a> {
+    pub scheme: &'a Scheme,
+    pub period: Period,
+    pub closed: bool,
+    pub books: Option<&'a BTreeMap<Id, ManagerBook>>,
+}
+
+impl PeriodParts<'_> {
+    /// The statement of the period, for every manager or one. `entries` are the entries booked
+    /// in the period, in booking order (others are ignored); `facts(i, entry)` gives the
+    /// [`EntryFacts`] of `entries[i]`.
+    pub fn statement(
+        &self,
+        manager: Option<&str>,
+        entries: &[Entry],
+        facts: impl Fn(usize, &Entry) -> EntryFacts,
+    ) -> Statement {
+        let period = self.period;
+        let mut by_manager: std::collections::HashMap<&str, Vec<(usize, &Entry)>> = std::collections::HashMap::new();
+        for (i, entry) in entries.iter().enumerate().filter(|(_, e)| e.period == period) {
+            by_manager.entry(&entry.manager_id).or_default().push((i, entry));
+        }
+        let mut managers = Vec::new();
+        for (manager_id, book) in self.books.into_iter().flatten() {
+            if !book.is_visible() || manager.is_some_and(|m| m != &**manager_id) {
+                continue;
+            }
+            let own = by_manager.remove(&**manager_id).unwrap_or_default();
+            debug_assert_eq!(own.len() as u64, book.entry_count, "the edge supplied the entries of {period} {manager_id}");
+            let views = own.iter().map(|&(i, e)| entry_view(e, &facts(i, e))).collect();
+            managers.push(manager_statement(self.scheme, manager_id, book, self.closed, views));
+        }
+        Statement::frame(self.scheme, period, self.closed, managers)
+    }
 }
 
 impl Statement {

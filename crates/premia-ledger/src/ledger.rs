@@ -21,6 +21,7 @@ use crate::head::{chain_rejection, CommittedHead};
 use crate::integrity::{open_checked, Access};
 use crate::lock::DirLock;
 use crate::log::{decode_chunk, encode_record, verify_link, Hash, LogRecord, Origin, GENESIS_HASH};
+use crate::projection::{open_projection, write_projection, Covers, ProjectionRead, Source};
 use crate::snapshot::{load_snapshot, write_snapshot};
 use crate::statement_update::StatementUpdate;
 use crate::store::{
@@ -340,6 +341,27 @@ impl Ledger {
         Ok(())
     }
 
+    /// What a writer does when it is done: stores the snapshot, then the period projection
+    /// (`projection`) that statements and figures read without loading the state. Only here,
+    /// not at every snapshot: no read runs while a writer holds the data dir, so a projection
+    /// written before its last batch would never be used.
+    pub fn snapshot_and_project(&mut self) -> Result<(), LedgerError> {
+        self.snapshot()?;
+        let covers = Covers { last_seq: self.state.next_seq() - 1, last_hash: self.last_hash };
+        if let ProjectionRead::Read(stored) = open_projection(&self.dir) {
+            if stored.toc.covers == covers {
+                return Ok(());
+            }
+        }
+        let entries_of = |period| self.entries_of(period);
+        let hash_of = |seq| self.stored_hash(seq);
+        let source = Source { state: &self.state, last_hash: self.last_hash, entries_of: &entries_of, hash_of: &hash_of };
+        let started = std::time::Instant::now();
+        write_projection(&self.dir, &source)?;
+        tracing::info!(projection_ms = started.elapsed().as_millis() as u64, "period projection stored");
+        Ok(())
+    }
+
     /// Copies what is durable into the new data dir `target` (docs/OPERATIONS.md): a consistent
     /// backup as of the last durable batch, taken while this ledger stays open. What was offered
     /// but not yet submitted is not in it (after a restore, JetStream delivers it again).
@@ -389,6 +411,13 @@ impl Ledger {
         self.entry_index = index;
         self.snapshot_next_seq = 0;
         self.snapshot()?;
+        // It may have been written from the state just replaced: the caller writes it again.
+        match std::fs::remove_file(crate::projection::projection_path(&self.dir)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(LedgerError::Snapshot { dir: self.dir.clone(), source: e })
+            }
+            _ => {}
+        }
         Ok(RebuildReport { records, identical })
     }
 

@@ -3,8 +3,9 @@
 //!
 //! Modules, each importing only those listed before it: `log` (the record format and hash
 //! chain), `lock`, `error`, `store` (the sled key layout and reads), `snapshot`, `writer`,
-//! `counts`, `statement_update`, `ledger` (the Ledger), `read_model`, `ingest`, `verify`,
-//! `export`, `audit_log` (the log read back for replays).
+//! `projection` (the period projection's file), `counts`, `statement_update`, `ledger` (the
+//! Ledger), `period_read` (reads of one period from the projection), `read_model`, `ingest`,
+//! `verify`, `export`, `audit_log` (the log read back for replays).
 
 pub mod audit_log;
 pub mod backup;
@@ -19,6 +20,8 @@ pub mod integrity;
 pub mod ledger;
 pub mod lock;
 pub mod log;
+pub mod period_read;
+mod projection;
 pub mod read_model;
 mod replay_read;
 pub mod serving;
@@ -29,6 +32,7 @@ mod store;
 pub mod verify;
 mod verify_head;
 mod verify_index;
+mod verify_projection;
 mod writer;
 
 pub use counts::Counts;

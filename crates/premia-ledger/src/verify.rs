@@ -25,6 +25,8 @@ use crate::store::{
 };
 use crate::verify_head::{check_log_reaches, check_rejections, read_heads};
 use crate::verify_index::IndexCheck;
+pub use crate::verify_projection::ProjectionCheck;
+use crate::verify_projection::{check_projection, Folded};
 
 /// What kind of damage `verify` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -52,6 +54,8 @@ pub enum ProblemKind {
     Store,
     /// A file of the replay index is damaged or differs from the log.
     ReplayIndex,
+    /// The period projection is damaged, or differs from the fold at the end of the log.
+    Projection,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -103,6 +107,7 @@ pub struct VerifyReport {
     pub last_seq: u64,
     pub last_hash: String,
     pub snapshot: SnapshotCheck,
+    pub projection: ProjectionCheck,
     pub seals: Vec<SealCheck>,
     pub problems: Vec<Problem>,
 }
@@ -118,6 +123,7 @@ impl ProblemKind {
             ProblemKind::Entries => "entries",
             ProblemKind::Snapshot => "snapshot",
             ProblemKind::Seal => "seal",
+            ProblemKind::Projection => "projection",
             ProblemKind::Head => "head",
             ProblemKind::Rejections => "rejections",
             ProblemKind::Store => "store",
@@ -138,6 +144,7 @@ impl VerifyReport {
             last_seq: 0,
             last_hash: hex(&GENESIS_HASH),
             snapshot: SnapshotCheck::NotReached,
+            projection: ProjectionCheck::NotReached,
             seals: Vec::new(),
             problems: vec![Problem { seq: 0, kind: ProblemKind::Store, message }],
         }
@@ -210,8 +217,17 @@ fn verify_store(dir: &Path, db: &sled::Db, mut progress: impl FnMut(u64)) -> Res
         }
     }
     let seals = verifier.seals();
+    let folded = Folded {
+        state: &verifier.state,
+        last_hash: verifier.last_hash,
+        index: &verifier.index,
+        db,
+        whole: !verifier.broken,
+    };
+    let projection = check_projection(dir, &folded, &mut verifier.problems);
     progress(verifier.records);
     let mut report = verifier.report(seals);
+    report.projection = projection;
     report.committed_seq = heads.committed.map(|h| h.last_seq);
     report.rejections = rejections;
     Ok(report)
@@ -520,6 +536,7 @@ impl<'a> Verifier<'a> {
             last_seq: self.state.next_seq() - 1,
             last_hash: hex(&self.last_hash),
             snapshot: self.snapshot_check,
+            projection: ProjectionCheck::NotReached,
             seals,
             problems: self.problems,
         }
@@ -611,7 +628,7 @@ mod tests {
     #[test]
     fn problem_kinds_are_named_as_in_the_json_report() {
         use ProblemKind::*;
-        for kind in [Unreadable, Order, Chain, Fold, Entries, Snapshot, Seal] {
+        for kind in [Unreadable, Order, Chain, Fold, Entries, Snapshot, Seal, Head, Rejections, Store, ReplayIndex, Projection] {
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
         }
     }

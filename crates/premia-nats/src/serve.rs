@@ -507,7 +507,7 @@ impl<'a> ServeLoop<'a> {
         self.finish().await?;
         self.report.feed_failures += self.announcer.close().await;
         self.ledger.commit()?;
-        self.ledger.snapshot()?;
+        self.ledger.snapshot_and_project()?;
         if let Some(statements) = self.statements.as_deref() {
             publish_statements(self.ledger, statements)?;
             self.ledger.track_statements(false);

@@ -20,7 +20,7 @@ use crate::cli::{
     StatementFormat,
 };
 use crate::render;
-use crate::support::{open, parse_period, print_counts, progress_bar};
+use crate::support::{open, parse_period, print_counts, progress_bar, read_period};
 use crate::verify_export::{first_line, ingest_export};
 
 pub fn ingest(data_dir: &Path, args: &IngestArgs) -> anyhow::Result<ExitCode> {
@@ -45,7 +45,7 @@ pub fn ingest(data_dir: &Path, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     let counts = ingest_reader(&mut ledger, reader, &options, |bytes| bar.set_position(bytes))?;
     bar.finish_and_clear();
     let snapshot_started = std::time::Instant::now();
-    ledger.snapshot()?;
+    ledger.snapshot_and_project()?;
     tracing::info!(snapshot_ms = snapshot_started.elapsed().as_millis() as u64, "snapshot stored");
     print_counts(&counts, args.format)?;
     Ok(ExitCode::SUCCESS)
@@ -53,8 +53,10 @@ pub fn ingest(data_dir: &Path, args: &IngestArgs) -> anyhow::Result<ExitCode> {
 
 pub fn statement(data_dir: &Path, args: &StatementArgs) -> anyhow::Result<ExitCode> {
     let period = parse_period(&args.period)?;
-    let ledger = open(data_dir, "statement")?;
-    let statement = ledger.statement(period, args.manager.as_deref())?;
+    let statement = match read_period(data_dir, period, "statement")? {
+        Some(read) => read.statement(args.manager.as_deref()),
+        None => open(data_dir, "statement")?.statement(period, args.manager.as_deref())?,
+    };
     let mut out = io::stdout().lock();
     match args.format {
         StatementFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&statement)?)?,
@@ -67,7 +69,7 @@ pub fn statement(data_dir: &Path, args: &StatementArgs) -> anyhow::Result<ExitCo
 /// Appends one event that premia itself writes (a close, a scheme activation) and commits it.
 fn append_own(ledger: &mut Ledger, raw: &[u8]) -> anyhow::Result<Admitted> {
     let admitted = ledger.offer(raw, Origin::Ledger, Admission::Operator, now_ms());
-    ledger.snapshot()?;
+    ledger.snapshot_and_project()?;
     Ok(admitted)
 }
 
@@ -169,6 +171,7 @@ pub fn rebuild(data_dir: &Path, format: Format) -> anyhow::Result<ExitCode> {
     let mut ledger = open(data_dir, "rebuild")?;
     let bar = progress_bar(None, "folding the log");
     let report = ledger.rebuild(|n| bar.set_position(n))?;
+    ledger.snapshot_and_project()?;
     bar.finish_and_clear();
     match format {
         Format::Json => {

@@ -34,7 +34,7 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     } else {
         through_nats(&mut ledger, &args.nats_url)?
     };
-    ledger.snapshot()?;
+    ledger.snapshot_and_project()?;
     let periods = ledger.state().periods();
     if args.format == Format::Json {
         let statements = periods.iter().map(|p| ledger.statement(*p, None)).collect::<Result<Vec<_>, _>>()?;

@@ -12,12 +12,15 @@ use rust_decimal::Decimal;
 use serde_json::json;
 
 use crate::cli::{PlanSuggestArgs, StatementArgs, StatementFormat};
-use crate::support::{open, parse_period};
+use crate::support::{open, parse_period, read_period};
 
 pub fn figures(data_dir: &Path, args: &StatementArgs) -> anyhow::Result<ExitCode> {
     let period = parse_period(&args.period)?;
-    let ledger = open(data_dir, "figures")?;
-    let mut figures = ledger.state().figures(period);
+    let from_projection = read_period(data_dir, period, "figures")?.and_then(|read| read.figures());
+    let mut figures = match from_projection {
+        Some(figures) => figures,
+        None => open(data_dir, "figures")?.state().figures(period),
+    };
     if let Some(manager) = &args.manager {
         figures.managers.retain(|m| &m.manager_id == manager);
     }

@@ -74,7 +74,7 @@ pub fn recover(data_dir: &Path, args: &RecoverArgs, config: &ConfigFile) -> anyh
         Some(file) => (format!("export {}", file.display()), from_export(&mut ledger, file)?),
         None => from_stream(&mut ledger, args, config)?,
     };
-    ledger.snapshot()?;
+    ledger.snapshot_and_project()?;
     let last_seq = ledger.state().next_seq() - 1;
     let rejections = ledger.rejections()?.len() as u64;
     let reaches_head = match head {

@@ -8,12 +8,19 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use premia_core::Period;
 use premia_ledger::audit_log::{AuditLog, IndexHead};
+use premia_ledger::period_read::PeriodRead;
 use premia_ledger::{Counts, Ledger, LedgerOptions};
 
 use crate::cli::Format;
 
 pub(crate) fn open(data_dir: &Path, command: &str) -> anyhow::Result<Ledger> {
     Ledger::open(data_dir, &LedgerOptions::default(), command).map_err(anyhow::Error::from)
+}
+
+/// One period from the period projection, when it covers the ledger; `None`: [`open`] it.
+pub(crate) fn read_period(data_dir: &Path, period: Period, command: &str) -> anyhow::Result<Option<PeriodRead>> {
+    premia_ledger::period_read::read_period(data_dir, &LedgerOptions::default(), command, period)
+        .map_err(anyhow::Error::from)
 }
 
 /// Opens the log for a replay and brings the replay index up to date, with a progress bar on a

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use premia_ledger::export::import_export;
-use premia_ledger::verify::{SnapshotCheck, VerifyReport};
+use premia_ledger::verify::{ProjectionCheck, SnapshotCheck, VerifyReport};
 use serde_json::json;
 
 use crate::cli::{ExportArgs, Format, IngestArgs, VerifyArgs};
@@ -118,6 +118,20 @@ fn verify_text(report: &VerifyReport, out: &mut impl Write) -> io::Result<()> {
         )?,
         SnapshotCheck::NotReached | SnapshotCheck::Differs { .. } | SnapshotCheck::Damaged { .. } => {}
     }
+    match &report.projection {
+        ProjectionCheck::Identical { covers } => writeln!(
+            out,
+            "The period projection (what statements and figures read) equals what the fold of the log up to seq {covers} writes."
+        )?,
+        ProjectionCheck::Absent => {
+            writeln!(out, "There is no period projection (statements and figures load the state).")?
+        }
+        ProjectionCheck::Unused { covers } => writeln!(
+            out,
+            "The period projection covers the log up to seq {covers}, not its end, so no read uses it."
+        )?,
+        ProjectionCheck::NotReached | ProjectionCheck::Differs { .. } | ProjectionCheck::Damaged { .. } => {}
+    }
     if report.seals.is_empty() {
         writeln!(out, "No period is closed, so there are no seals.")?;
     } else {
@@ -197,7 +211,7 @@ pub fn ingest_export(
     let input = io::BufReader::new(io::Cursor::new(first).chain(rest));
     let report = import_export(&mut ledger, input, args.batch_lines as usize, |bytes| bar.set_position(bytes))?;
     bar.finish_and_clear();
-    ledger.snapshot()?;
+    ledger.snapshot_and_project()?;
     match args.format {
         Format::Json => {
             let mut value = serde_json::to_value(report.counts)?;
