@@ -84,12 +84,12 @@ impl LedgerState {
     /// The deals of `manager` overdue at the end of `period`, by due date then id: those the
     /// figures count as `overdue_deals` (their outstanding sums to `overdue_receivables`).
     pub fn overdue_deals(&self, period: Period, manager: &str) -> Vec<OverdueDeal> {
-        let mut overdue: Vec<(&crate::fold::Deal, &str)> = self
+        let mut overdue: Vec<(crate::fold::Deal<'_>, &str)> = self
             .deals()
             .filter(|(_, deal)| &*deal.manager_id == manager && Period::of(deal.due_date) <= period)
             .filter(|(_, deal)| Period::of(deal.created_on) <= period)
             .filter(|(_, deal)| deal.cancelled.as_ref().is_none_or(|(on, _)| Period::of(*on) > period))
-            .map(|(id, deal)| (deal, id.as_ref()))
+            .map(|(id, deal)| (deal, id))
             .collect();
         if overdue.is_empty() {
             return Vec::new();
@@ -98,7 +98,7 @@ impl LedgerState {
         let mut paid_to_date: BTreeMap<&str, Decimal> = BTreeMap::new();
         for (_, payment) in self.payments() {
             if Period::of(payment.paid_on) <= period && ids.contains(&*payment.deal_id) {
-                *paid_to_date.entry(&payment.deal_id).or_default() += payment.amount;
+                *paid_to_date.entry(payment.deal_id).or_default() += payment.amount;
             }
         }
         overdue.sort_by_key(|(deal, id)| (deal.due_date, *id));
@@ -130,7 +130,7 @@ impl LedgerState {
         let mut paid_to_date: BTreeMap<&str, Decimal> = BTreeMap::new();
         for (_, payment) in self.payments() {
             if Period::of(payment.paid_on) <= period {
-                *paid_to_date.entry(&payment.deal_id).or_default() += payment.amount;
+                *paid_to_date.entry(payment.deal_id).or_default() += payment.amount;
             }
         }
         for (deal_id, deal) in self.deals() {
@@ -138,12 +138,12 @@ impl LedgerState {
             if created > period {
                 continue;
             }
-            *deals_to_date.entry((&deal.manager_id, &deal.client_id)).or_default() += 1;
-            let figures = by_manager.entry(&deal.manager_id).or_default();
+            *deals_to_date.entry((deal.manager_id, deal.client_id)).or_default() += 1;
+            let figures = by_manager.entry(deal.manager_id).or_default();
             if created == period {
                 figures.deals_won += 1;
                 figures.deals_amount += deal.amount;
-                clients.entry(&deal.manager_id).or_default().insert(&deal.client_id);
+                clients.entry(deal.manager_id).or_default().insert(deal.client_id);
             }
             let cancelled_by_end = deal.cancelled.as_ref().filter(|(on, _)| Period::of(*on) <= period);
             if let Some((on, Fault::Manager)) = cancelled_by_end {
@@ -151,7 +151,7 @@ impl LedgerState {
                     figures.cancellations_by_fault += 1;
                 }
             }
-            let outstanding = deal.amount - paid_to_date.get(deal_id.as_ref()).copied().unwrap_or_default();
+            let outstanding = deal.amount - paid_to_date.get(deal_id).copied().unwrap_or_default();
             if cancelled_by_end.is_none() && Period::of(deal.due_date) <= period && outstanding > Decimal::ZERO {
                 figures.overdue_deals += 1;
                 figures.overdue_receivables += outstanding;
