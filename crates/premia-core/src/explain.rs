@@ -240,7 +240,7 @@ impl Explaining<'_> {
 
 /// How fast a payment came, in words, from its deal and payment when the state has both.
 fn timing_text(
-    deal_and_payment: Option<(&Deal, &Payment)>,
+    deal_and_payment: Option<(Deal<'_>, Payment<'_>)>,
     timing: Timing,
     working_days_late: u32,
     grace: u32,

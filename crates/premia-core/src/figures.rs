@@ -84,12 +84,12 @@ impl LedgerState {
     /// The deals of `manager` overdue at the end of `period`, by due date then id: those the
     /// figures count as `overdue_deals` (their outstanding sums to `overdue_receivables`).
     pub fn overdue_deals(&self, period: Period, manager: &str) -> Vec<OverdueDeal> {
-        let mut overdue: Vec<(&crate::fold::Deal, &str)> = self
+        let mut overdue: Vec<(crate::fold::Deal<'_>, &str)> = self
             .deals()
             .filter(|(_, deal)| &*deal.manager_id == manager && Period::of(deal.due_date) <= period)
             .filter(|(_, deal)| Period::of(deal.created_on) <= period)
             .filter(|(_, deal)| deal.cancelled.as_ref().is_none_or(|(on, _)| Period::of(*on) > period))
-            .map(|(id, deal)| (deal, id.as_ref()))
+            .map(|(id, deal)| (deal, id))
             .collect();
         if overdue.is_empty() {
             return Vec::new();
@@ -98,7 +98,7 @@ impl LedgerState {
         let mut paid_to_date: BTreeMap<&str, Decimal> = BTreeMap::new();
         for (_, payment) in self.payments() {
             if Period::of(payment.paid_on) <= period && ids.contains(&*payment.deal_id) {
-                *paid_to_date.entry(&payment.deal_id).or_default() += payment.amount;
+                *paid_to_date.entry(payment.deal_id).or_default() += payment.amount;
             }
         }
         overdue.sort_by_key(|(deal, id)| (deal.due_date, *id));
@@ -154,20 +154,20 @@ impl LedgerState {
         let mut created_of: BTreeMap<(&str, &str), Vec<Period>> = BTreeMap::new();
         let mut payments_of: BTreeMap<&str, Vec<(Period, Decimal)>> = BTreeMap::new();
         for (_, payment) in self.payments() {
-            payments_of.entry(&payment.deal_id).or_default().push((Period::of(payment.paid_on), payment.amount));
+            payments_of.entry(payment.deal_id).or_default().push((Period::of(payment.paid_on), payment.amount));
         }
         for payments in payments_of.values_mut() {
             payments.sort_by_key(|(period, _)| *period);
         }
         let at = |period: Period| periods.binary_search(&period).ok();
         for (deal_id, deal) in self.deals() {
-            let (manager, created) = (&*deal.manager_id, Period::of(deal.created_on));
-            created_of.entry((manager, &deal.client_id)).or_default().push(created);
+            let (manager, created) = (deal.manager_id, Period::of(deal.created_on));
+            created_of.entry((manager, deal.client_id)).or_default().push(created);
             if let Some(i) = at(created) {
                 let figures = by_manager[i].entry(manager).or_default();
                 figures.deals_won += 1;
                 figures.deals_amount += deal.amount;
-                clients[i].entry(manager).or_default().insert(&deal.client_id);
+                clients[i].entry(manager).or_default().insert(deal.client_id);
             }
             let cancelled = deal.cancelled.as_ref().map(|(on, fault)| (Period::of(*on), *fault));
             if let Some((on, Fault::Manager)) = cancelled.filter(|(on, _)| *on >= created) {
@@ -178,7 +178,7 @@ impl LedgerState {
             // Overdue from the later of its creation and due date until it is cancelled, while
             // money is outstanding at the end of the period.
             let from = created.max(Period::of(deal.due_date));
-            let payments = payments_of.get(&**deal_id).map(Vec::as_slice).unwrap_or_default();
+            let payments = payments_of.get(deal_id).map(Vec::as_slice).unwrap_or_default();
             let (mut paid, mut counted) = (Decimal::ZERO, 0);
             for (i, &period) in periods.iter().enumerate().skip(periods.partition_point(|p| *p < from)) {
                 if cancelled.is_some_and(|(on, _)| on <= period) {
@@ -224,7 +224,7 @@ impl LedgerState {
         let mut paid_to_date: BTreeMap<&str, Decimal> = BTreeMap::new();
         for (_, payment) in self.payments() {
             if Period::of(payment.paid_on) <= period {
-                *paid_to_date.entry(&payment.deal_id).or_default() += payment.amount;
+                *paid_to_date.entry(payment.deal_id).or_default() += payment.amount;
             }
         }
         for (deal_id, deal) in self.deals() {
@@ -232,12 +232,12 @@ impl LedgerState {
             if created > period {
                 continue;
             }
-            *deals_to_date.entry((&deal.manager_id, &deal.client_id)).or_default() += 1;
-            let figures = by_manager.entry(&deal.manager_id).or_default();
+            *deals_to_date.entry((deal.manager_id, deal.client_id)).or_default() += 1;
+            let figures = by_manager.entry(deal.manager_id).or_default();
             if created == period {
                 figures.deals_won += 1;
                 figures.deals_amount += deal.amount;
-                clients.entry(&deal.manager_id).or_default().insert(&deal.client_id);
+                clients.entry(deal.manager_id).or_default().insert(deal.client_id);
             }
             let cancelled_by_end = deal.cancelled.as_ref().filter(|(on, _)| Period::of(*on) <= period);
             if let Some((on, Fault::Manager)) = cancelled_by_end {
@@ -245,7 +245,7 @@ impl LedgerState {
                     figures.cancellations_by_fault += 1;
                 }
             }
-            let outstanding = deal.amount - paid_to_date.get(deal_id.as_ref()).copied().unwrap_or_default();
+            let outstanding = deal.amount - paid_to_date.get(deal_id).copied().unwrap_or_default();
             if cancelled_by_end.is_none() && Period::of(deal.due_date) <= period && outstanding > Decimal::ZERO {
                 figures.overdue_deals += 1;
                 figures.overdue_receivables += outstanding;

@@ -12,6 +12,8 @@ use toml::{Table, Value};
 /// workspace's): none of them does IO, reads a clock or draws random numbers.
 const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("foldhash", &[]),
+    // A hash table without its default hasher (no random seed): names.rs keys it by the arena.
+    ("hashbrown", &[]),
     ("rust_decimal", &["std", "serde", "serde-with-str"]),
     ("schemars", &[]),
     ("serde", &["derive", "rc"]),

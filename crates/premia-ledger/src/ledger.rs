@@ -116,6 +116,24 @@ impl RefoldedEntries<'_> {
     }
 }
 
+/// Writes the snapshot of the log just folded in place of one of another version, and returns
+/// the position it covers. It is only a cache: when it cannot be written, the old one stays
+/// ignored and the next open folds the log again.
+fn replace_snapshot(dir: &Path, last_hash: Hash, state: &LedgerState, index: &EntryIndex) -> u64 {
+    match write_snapshot(dir, last_hash, state, index) {
+        Ok(()) => {
+            tracing::info!(next_seq = state.next_seq(), "replaced the snapshot of another version");
+            state.next_seq()
+        }
+        Err(e) => {
+            tracing::warn!(
+                "the snapshot of another version could not be replaced ({e}); the next open folds the log again"
+            );
+            1
+        }
+    }
+}
+
 impl Ledger {
     /// Opens (or creates) the ledger in `dir`, holding it exclusively until dropped, and brings
     /// the state up to the end of the log.
@@ -123,7 +141,8 @@ impl Ledger {
         let lock = DirLock::acquire(dir, command)?;
         let checked = open_checked(dir, dir, options, Access::Write)?;
         let db = checked.db;
-        let (mut state, mut last_hash, mut entry_index) = match load_snapshot(dir, &db) {
+        let loaded = load_snapshot(dir, &db);
+        let (mut state, mut last_hash, mut entry_index) = match loaded.snapshot {
             Some(loaded) => (loaded.state, loaded.last_hash, loaded.index),
             None => (LedgerState::new(), GENESIS_HASH, EntryIndex::new()),
         };
@@ -142,6 +161,8 @@ impl Ledger {
         assert_eq!(state.next_seq() - 1, checked.end.last_seq, "the fold reaches the end of the log");
         assert_eq!(last_hash, checked.end.chain_hash, "the fold ends on the log's last hash");
         let head_file = checked.head_file.expect("a writer's store has its head file open");
+        let snapshot_next_seq =
+            if loaded.replace { replace_snapshot(dir, last_hash, &state, &entry_index) } else { snapshot_next_seq };
         Ok(Ledger {
             dir: dir.to_path_buf(),
             next_rejection_id: checked.end.rejections + 1,

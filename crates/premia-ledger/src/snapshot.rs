@@ -30,7 +30,7 @@ pub const SNAPSHOT_KIND: &[u8; 4] = b"SNAP";
 pub const ENTRY_INDEX_KIND: &[u8; 4] = b"EIDX";
 /// Bumped whenever the snapshot's layout changes; an old snapshot is then ignored and the state
 /// rebuilt from the log, which never changes format silently.
-pub const SNAPSHOT_FORMAT: u32 = 5;
+pub const SNAPSHOT_FORMAT: u32 = 6;
 
 /// Which prefix of the log a snapshot covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,26 +138,38 @@ fn read_entry_index(dir: &Path) -> std::io::Result<Checked<(Covers, EntryIndex)>
     })
 }
 
-/// The stored snapshot when it can be used; otherwise the log is folded from the start, with a
-/// warning when the snapshot is damaged.
-pub(crate) fn load_snapshot(dir: &Path, db: &sled::Db) -> Option<Snapshot> {
+/// What the ledger starts from: the stored snapshot when it can be used, otherwise nothing (the
+/// log is folded from the start, with a warning when the snapshot is damaged).
+pub(crate) struct Loaded {
+    pub snapshot: Option<Snapshot>,
+    /// The stored snapshot was written by another version of premia (an older layout of the
+    /// state): once the log is folded, a snapshot of this version replaces it, so only the first
+    /// open after an upgrade folds the whole log.
+    pub replace: bool,
+}
+
+pub(crate) fn load_snapshot(dir: &Path, db: &sled::Db) -> Loaded {
+    let none = |replace| Loaded { snapshot: None, replace };
     match read_snapshot(dir, db) {
-        SnapshotRead::Usable(snapshot) => Some(snapshot),
-        SnapshotRead::Absent => None,
+        SnapshotRead::Usable(snapshot) => Loaded { snapshot: Some(snapshot), replace: false },
+        SnapshotRead::Absent => none(false),
         SnapshotRead::OtherFormat(format) => {
-            tracing::warn!(format, "the snapshot was written by another version of premia; folding the whole log");
-            None
+            tracing::warn!(
+                format,
+                "the snapshot was written by another version of premia; folding the whole log and writing a new one"
+            );
+            none(true)
         }
         SnapshotRead::WithoutIndex(why) => {
             tracing::info!("the snapshot is not used ({why}); folding the whole log");
-            None
+            none(false)
         }
         SnapshotRead::Damaged(why) => {
             tracing::warn!(
                 "the snapshot {} is damaged ({why}); folding the whole log instead. `premia verify` says whether anything else is",
                 snapshot_path(dir).display()
             );
-            None
+            none(false)
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::reject::{Reason, Rejection};
 use crate::scheme::Scheme;
 
 use super::outcome::{Admitted, Folded, OwnRecord, ReplayError};
-use super::state::LedgerState;
+use super::state::{fingerprint, Identity, LedgerState};
 
 /// The source premia's own records carry.
 pub const OWN_SOURCE: &str = "premia/ledger";
@@ -43,7 +43,7 @@ impl LedgerState {
         }
         let preamble = self.log_scheme_first(event.data.event_type());
         let seq = self.take_seq();
-        self.seen.insert(event.identity, event.fingerprint);
+        self.seen.insert(Identity::of(event.identity), fingerprint(event.fingerprint));
         let folded = self.fold(seq, event);
         Admitted::Logged { seq, preamble, folded }
     }
@@ -51,8 +51,8 @@ impl LedgerState {
     /// What an event with the source and id of one already logged is: a duplicate when its
     /// content is the same, a conflict when not (RULES.md section 10). `None` for a new one.
     fn seen_before(&self, event: &Event) -> Option<Admitted> {
-        let &fingerprint = self.seen.get(&event.identity)?;
-        if fingerprint == event.fingerprint {
+        let &first = self.seen.get(&Identity::of(event.identity))?;
+        if first == fingerprint(event.fingerprint) {
             return Some(Admitted::Duplicate);
         }
         Some(Admitted::Rejected(Rejection::new(
@@ -134,7 +134,7 @@ impl LedgerState {
     fn replay_event(&mut self, seq: u64, parsed: Result<Event, Rejection>) -> Result<Vec<Folded>, ReplayError> {
         debug_assert_eq!(seq, self.next_seq, "a record is folded at the next seq");
         let event = parsed.map_err(|rejection| ReplayError::Invalid { seq, rejection })?;
-        if self.seen.insert(event.identity, event.fingerprint).is_some() {
+        if self.seen.insert(Identity::of(event.identity), fingerprint(event.fingerprint)).is_some() {
             return Err(ReplayError::Repeated { seq });
         }
         let taken = self.take_seq();

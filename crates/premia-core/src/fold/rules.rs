@@ -18,6 +18,7 @@ use super::book::ManagerBook;
 use super::entry::{Entry, EntryDetail, Timing};
 use super::records::{Deal, Payment, WaitKey};
 use super::state::LedgerState;
+use super::stored_amount::StoredAmount;
 
 /// What the rules made of one event applied to the state: it booked entries (and the deal or
 /// payment it created is now known to whatever waits for it), it must wait for a deal or payment
@@ -78,7 +79,7 @@ impl LedgerState {
     }
 
     fn apply_deal_created(&mut self, seq: u64, d: &DealCreated) -> Ruling {
-        if let Some(existing) = self.deals.get(&d.deal_id) {
+        if let Some(existing) = self.deal(&d.deal_id) {
             return Ruling::Rejected(Rejection::new(
                 Reason::DealIdUsed,
                 format!(
@@ -89,40 +90,27 @@ impl LedgerState {
         }
         let (period, _) = self.booking_period(d.created_on);
         self.book_of(period, &d.manager_id).booked += d.amount;
-        self.deals.insert(
-            d.deal_id.clone(),
-            Deal {
-                seq,
-                manager_id: d.manager_id.clone(),
-                client_id: d.client_id.clone(),
-                amount: d.amount,
-                margin: d.margin,
-                payment_terms: d.payment_terms,
-                due_date: d.due_date,
-                created_on: d.created_on,
-                paid: Decimal::ZERO,
-                cancelled: None,
-                overdue: None,
-            },
-        );
+        self.facts.insert_deal(seq, d, &d.manager_id);
         Ruling::applied(vec![], Some(WaitKey::Deal(d.deal_id.clone())))
     }
 
     fn apply_payment(&mut self, seq: u64, event: &Event, p: &PaymentReceived) -> Ruling {
-        let Some((deal_id, deal)) = self.deals.get_key_value(&p.deal_id) else {
+        let Some(deal_index) = self.facts.deal_index(&p.deal_id) else {
             return Ruling::Parked(WaitKey::Deal(p.deal_id.clone()));
         };
-        if let Some(rejection) = self.payment_refusal(deal, p) {
+        let deal = self.facts.deal(deal_index);
+        if let Some(rejection) = self.payment_refusal(&deal, p) {
             return Ruling::Rejected(rejection);
         }
-        let deal_id = deal_id.clone();
-        let (timing, working_days_late, rate) = self.payment_timing(deal, p.paid_on);
+        let (timing, working_days_late, rate) = self.payment_timing(&deal, p.paid_on);
         let commission = exact(mul_div_round(&[deal.margin, p.amount, rate], deal.amount, 2));
         let margin_share = exact(mul_div_round(&[deal.margin, p.amount], deal.amount, 2));
-        let manager_id = deal.manager_id.clone();
+        let paid = deal.paid + p.amount;
+        debug_assert!(paid <= deal.amount, "deal {} is paid {paid} of {}: never more", p.deal_id, deal.amount);
+        let manager_id = self.facts.manager_of(deal_index).clone();
         let grace_working_days = self.scheme.commission.grace_working_days;
         let detail = EntryDetail::Commission {
-            deal_id: deal_id.clone(),
+            deal_id: p.deal_id.clone(),
             payment_id: p.payment_id.clone(),
             timing,
             working_days_late,
@@ -135,26 +123,15 @@ impl LedgerState {
         book.received += p.amount;
         book.margin_received += margin_share;
         book.book(&entry);
-        let Some(deal) = self.deals.get_mut(&p.deal_id) else { unreachable!("deal {} was found above", p.deal_id) };
-        deal.paid += p.amount;
-        debug_assert!(
-            deal.paid <= deal.amount,
-            "deal {} is paid {} of {}: never more",
-            p.deal_id,
-            deal.paid,
-            deal.amount
-        );
-        self.payments.insert(
-            p.payment_id.clone(),
-            Payment { seq, deal_id, amount: p.amount, paid_on: p.paid_on, refunded: Decimal::ZERO, rate },
-        );
+        self.facts.deal_record_mut(deal_index).paid = StoredAmount::new(paid);
+        self.facts.insert_payment(seq, &p.payment_id, deal_index, p.amount, p.paid_on, rate);
         Ruling::applied(vec![entry], Some(WaitKey::Payment(p.payment_id.clone())))
     }
 
     /// The rule a payment on `deal` breaks, if any: its id is used, the deal is cancelled, or it
     /// is more than the deal still owes.
-    fn payment_refusal(&self, deal: &Deal, p: &PaymentReceived) -> Option<Rejection> {
-        if let Some(existing) = self.payments.get(&p.payment_id) {
+    fn payment_refusal(&self, deal: &Deal<'_>, p: &PaymentReceived) -> Option<Rejection> {
+        if let Some(existing) = self.payment(&p.payment_id) {
             return Some(Rejection::new(
                 Reason::PaymentIdUsed,
                 format!(
@@ -184,7 +161,7 @@ impl LedgerState {
 
     /// How fast a payment on `deal` made on `paid_on` came (RULES.md section 3): its timing
     /// class, the working days after the due date, and the rate it earns.
-    fn payment_timing(&self, deal: &Deal, paid_on: Date) -> (Timing, u32, Decimal) {
+    fn payment_timing(&self, deal: &Deal<'_>, paid_on: Date) -> (Timing, u32, Decimal) {
         let rules = &self.scheme.commission;
         if deal.payment_terms == PaymentTerms::Prepayment && paid_on <= deal.due_date {
             return (Timing::Prepaid, 0, rules.prepaid_rate);
@@ -198,9 +175,10 @@ impl LedgerState {
     }
 
     fn apply_late_notice(&mut self, l: &PaymentLate) -> Ruling {
-        let Some(deal) = self.deals.get_mut(&l.deal_id) else {
+        let Some(deal_index) = self.facts.deal_index(&l.deal_id) else {
             return Ruling::Parked(WaitKey::Deal(l.deal_id.clone()));
         };
+        let deal = self.facts.deal(deal_index);
         if deal.cancelled.is_some() {
             return Ruling::Rejected(Rejection::new(
                 Reason::DealCancelled,
@@ -213,16 +191,16 @@ impl LedgerState {
                 format!("deal {} is fully paid ({}); nothing can be overdue on it", l.deal_id, deal.amount),
             ));
         }
-        deal.overdue = Some((l.as_of, l.days_overdue));
+        self.facts.deal_record_mut(deal_index).overdue = Some((l.as_of, l.days_overdue));
         Ruling::applied(vec![], None)
     }
 
     fn apply_cancellation(&mut self, seq: u64, event: &Event, c: &DealCancelled) -> Ruling {
         let fine_amount = self.scheme.fines.manager_fault;
-        let Some(deal) = self.deals.get_mut(&c.deal_id) else {
+        let Some(deal_index) = self.facts.deal_index(&c.deal_id) else {
             return Ruling::Parked(WaitKey::Deal(c.deal_id.clone()));
         };
-        if let Some((on, _)) = deal.cancelled {
+        if let Some((on, _)) = self.facts.deal(deal_index).cancelled {
             return Ruling::Rejected(Rejection::new(
                 Reason::DealAlreadyCancelled,
                 format!(
@@ -232,12 +210,12 @@ impl LedgerState {
                 ),
             ));
         }
-        deal.cancelled = Some((c.cancelled_on, c.fault));
+        self.facts.deal_record_mut(deal_index).cancelled = Some((c.cancelled_on, c.fault));
         self.cancellations.insert(c.deal_id.clone(), seq);
         if c.fault != Fault::Manager {
             return Ruling::applied(vec![], None);
         }
-        let manager_id = deal.manager_id.clone();
+        let manager_id = self.facts.manager_of(deal_index).clone();
         let booking = self.booking_period(c.cancelled_on);
         let detail = EntryDetail::Fine { deal_id: c.deal_id.clone() };
         let entry = Entry::booked(seq, event, manager_id, booking, -fine_amount, detail);
@@ -246,42 +224,39 @@ impl LedgerState {
     }
 
     fn apply_refund(&mut self, seq: u64, event: &Event, r: &PaymentRefunded) -> Ruling {
-        let Some(payment) = self.payments.get(&r.payment_id) else {
+        let Some(payment_index) = self.facts.payment_index(&r.payment_id) else {
             return Ruling::Parked(WaitKey::Payment(r.payment_id.clone()));
         };
-        if let Some(rejection) = self.refund_refusal(payment, r) {
+        let payment = self.facts.payment(payment_index);
+        if let Some(rejection) = self.refund_refusal(&payment, r) {
             return Ruling::Rejected(rejection);
         }
-        let Some(deal) = self.deals.get(&payment.deal_id) else {
-            unreachable!("a payment is accepted only on a known deal")
-        };
+        let deal_index = self.facts.deal_of_payment(payment_index);
+        let deal = self.facts.deal(deal_index);
         let clawback = -exact(mul_div_round(&[deal.margin, r.amount, payment.rate], deal.amount, 2));
         let margin_share = exact(mul_div_round(&[deal.margin, r.amount], deal.amount, 2));
+        let refunded = payment.refunded + r.amount;
+        debug_assert!(
+            refunded <= payment.amount,
+            "payment {} is refunded {refunded} of {}: never more",
+            r.payment_id,
+            payment.amount
+        );
         let detail = EntryDetail::Clawback {
-            deal_id: payment.deal_id.clone(),
+            deal_id: Id::from(payment.deal_id),
             payment_id: r.payment_id.clone(),
             refund_id: r.refund_id.clone(),
             refunded: r.amount,
             rate: payment.rate,
         };
-        let manager_id = deal.manager_id.clone();
+        let manager_id = self.facts.manager_of(deal_index).clone();
         let booking = self.booking_period(r.refunded_on);
         let entry = Entry::booked(seq, event, manager_id, booking, clawback, detail);
         let book = self.book_of(entry.period, &entry.manager_id);
         book.received -= r.amount;
         book.margin_received -= margin_share;
         book.book(&entry);
-        let Some(payment) = self.payments.get_mut(&r.payment_id) else {
-            unreachable!("payment {} was found above", r.payment_id)
-        };
-        payment.refunded += r.amount;
-        debug_assert!(
-            payment.refunded <= payment.amount,
-            "payment {} is refunded {} of {}: never more",
-            r.payment_id,
-            payment.refunded,
-            payment.amount
-        );
+        self.facts.payment_record_mut(payment_index).refunded = StoredAmount::new(refunded);
         self.refunds.insert(r.refund_id.clone());
         self.refunds_of.entry(r.payment_id.clone()).or_default().push(seq);
         Ruling::applied(vec![entry], None)
@@ -289,7 +264,7 @@ impl LedgerState {
 
     /// The rule a refund of `payment` breaks, if any: its id is used, or it is more than is
     /// left of the payment.
-    fn refund_refusal(&self, payment: &Payment, r: &PaymentRefunded) -> Option<Rejection> {
+    fn refund_refusal(&self, payment: &Payment<'_>, r: &PaymentRefunded) -> Option<Rejection> {
         if self.refunds.contains(&r.refund_id) {
             return Some(Rejection::new(
                 Reason::RefundIdUsed,

@@ -13,6 +13,7 @@ use crate::scheme::Scheme;
 use crate::stable_maps::{StableMap, StableSet};
 
 use super::book::ManagerBook;
+use super::facts::Facts;
 use super::records::{Deal, Parked, Payment, WaitKey};
 
 /// The whole derived state of the ledger: a pure function of the log folded so far.
@@ -29,9 +30,9 @@ pub struct LedgerState {
     #[serde(skip, default = "default_calendar")]
     pub(super) calendar: Arc<Calendar>,
     /// identity (source, id) -> content fingerprint, for every logged event.
-    pub(super) seen: StableMap<u128, u128>,
-    pub(super) deals: StableMap<Id, Deal>,
-    pub(super) payments: StableMap<Id, Payment>,
+    pub(super) seen: StableMap<Identity, Fingerprint>,
+    /// Every deal and every accepted payment.
+    pub(super) facts: Facts,
     pub(super) refunds: StableSet<Id>,
     /// Payment id -> log seqs of the refunds applied to it, in the order applied. Only refunded
     /// payments are here (a few): explain finds a payment's clawbacks by these seqs, without an
@@ -54,6 +55,31 @@ pub struct LedgerState {
     /// What folds changed, while someone keeps a read model beside this state.
     #[serde(skip)]
     pub(super) changes: ChangeLog,
+}
+
+/// An event's identity, the 128-bit digest of its (source, id): two events share one only by
+/// a collision of the digest, about 2^-128 a pair, so the seen set keeps all of it (a collision
+/// would drop a new fact as a duplicate). Two words rather than a `u128`, whose 16-byte alignment
+/// would pad every entry of the set from 24 bytes to 32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub(super) struct Identity(u64, u64);
+
+/// The high 64 bits of an event's 128-bit content digest. It tells a redelivery (same identity,
+/// same content: a duplicate) from a conflict (same identity, other content). Only events of
+/// one identity are compared, so a conflicting copy passes as a duplicate only when its digest
+/// agrees with the first copy's in these 64 bits: 2^-64 for each conflicting copy sent, which
+/// are themselves rare (a publisher reusing an id). A full digest would cost 8 bytes more for
+/// every event ever logged, for no risk that matters next to that one.
+pub(super) type Fingerprint = u64;
+
+impl Identity {
+    pub(super) fn of(identity: u128) -> Identity {
+        Identity((identity >> 64) as u64, identity as u64)
+    }
+}
+
+pub(super) fn fingerprint(content: u128) -> Fingerprint {
+    (content >> 64) as u64
 }
 
 /// What folds changed that a statement shows, since it was last taken: which books moved,
@@ -94,6 +120,19 @@ impl PartialEq for ChangeLog {
 #[derive(Debug, Clone, Default)]
 pub(super) struct Interner(StableSet<Id>);
 
+impl Interner {
+    /// The shared copy of `name`, which becomes the shared one when it is new.
+    fn share(&mut self, name: &Id) -> Id {
+        match self.0.get(name) {
+            Some(shared) => shared.clone(),
+            None => {
+                self.0.insert(name.clone());
+                name.clone()
+            }
+        }
+    }
+}
+
 impl PartialEq for Interner {
     fn eq(&self, _: &Interner) -> bool {
         true
@@ -121,8 +160,7 @@ impl LedgerState {
             scheme: Arc::new(scheme),
             scheme_seq: None,
             seen: StableMap::default(),
-            deals: StableMap::default(),
-            payments: StableMap::default(),
+            facts: Facts::default(),
             refunds: StableSet::default(),
             refunds_of: StableMap::default(),
             cancellations: StableMap::default(),
@@ -153,13 +191,7 @@ impl LedgerState {
     }
 
     pub(super) fn intern(&mut self, name: &Id) -> Id {
-        match self.names.0.get(name) {
-            Some(shared) => shared.clone(),
-            None => {
-                self.names.0.insert(name.clone());
-                name.clone()
-            }
-        }
+        self.names.share(name)
     }
 
     /// Restores what `#[serde(skip)]` left out after a snapshot is loaded.
@@ -174,11 +206,9 @@ impl LedgerState {
             }
         }
         self.books = books;
-        let mut deals = std::mem::take(&mut self.deals);
-        for deal in deals.values_mut() {
-            deal.manager_id = self.intern(&deal.manager_id);
+        for manager in self.facts.managers_mut() {
+            *manager = self.names.share(manager);
         }
-        self.deals = deals;
     }
 
     /// The scheme in force, shared: parsing may happen on another thread with a copy of it.
@@ -206,14 +236,14 @@ impl LedgerState {
         &self.books
     }
 
-    /// Every deal the ledger knows, in no particular order.
-    pub fn deals(&self) -> impl Iterator<Item = (&Id, &Deal)> {
-        self.deals.iter()
+    /// Every deal the ledger knows, with its id, in the order created.
+    pub fn deals(&self) -> impl Iterator<Item = (&str, Deal<'_>)> {
+        self.facts.deals()
     }
 
-    /// Every accepted payment, in no particular order.
-    pub fn payments(&self) -> impl Iterator<Item = (&Id, &Payment)> {
-        self.payments.iter()
+    /// Every accepted payment, with its id, in the order accepted.
+    pub fn payments(&self) -> impl Iterator<Item = (&str, Payment<'_>)> {
+        self.facts.payments()
     }
 
     pub fn is_closed(&self, period: Period) -> bool {
@@ -224,12 +254,12 @@ impl LedgerState {
         &self.closed
     }
 
-    pub fn deal(&self, id: &str) -> Option<&Deal> {
-        self.deals.get(id)
+    pub fn deal(&self, id: &str) -> Option<Deal<'_>> {
+        self.facts.deal_index(id).map(|d| self.facts.deal(d))
     }
 
-    pub fn payment(&self, id: &str) -> Option<&Payment> {
-        self.payments.get(id)
+    pub fn payment(&self, id: &str) -> Option<Payment<'_>> {
+        self.facts.payment_index(id).map(|p| self.facts.payment(p))
     }
 
     /// The log seqs of the refunds applied to payment `id`, in the order applied.
